@@ -1,0 +1,57 @@
+using System.CommandLine;
+using System.Net;
+using Swarm.Core.Exchange;
+using Swarm.Node;
+
+namespace Swarm.Cli;
+
+internal static class CommonOptions
+{
+    public static Option<string?> DataDir() => new("--data-dir")
+    {
+        Description = "Node data directory (key and content store). Default: $SWARM_DATA_DIR, else $XDG_DATA_HOME/swarm, else ~/.local/share/swarm.",
+    };
+
+    public static Option<bool> Verbose() => new("--verbose", "-v") { Description = "Log peer connections and protocol events to stderr." };
+
+    public static Option<string?> Rate(string name, string what) => new(name)
+    {
+        Description = $"Limit {what} for this node, e.g. 100mbit, 12MiB/s, 10MB/s (default: unlimited).",
+    };
+
+    public static Option<IPEndPoint> Listen(string defaultValue) => new("--listen")
+    {
+        Description = $"Address to accept peers on, IP:PORT (port 0 picks a free one). Default {defaultValue}.",
+        DefaultValueFactory = _ => EndPoints.Parse(defaultValue),
+        CustomParser = r => ParseEndPoint(r.Tokens.Count > 0 ? r.Tokens[^1].Value : defaultValue, r),
+    };
+
+    public static IPEndPoint ParseEndPoint(string text, System.CommandLine.Parsing.ArgumentResult result)
+    {
+        try
+        {
+            return EndPoints.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            result.AddError(e.Message);
+            return new IPEndPoint(IPAddress.Loopback, 0);
+        }
+    }
+
+    public static long ParseRate(string? text, string option)
+    {
+        if (text == null) return 0;
+        try
+        {
+            return ByteRate.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"{option}: {e.Message}");
+        }
+    }
+}
+
+/// <summary>A command-line value that parsed but makes no sense.</summary>
+internal sealed class UsageException(string message) : Exception(message);

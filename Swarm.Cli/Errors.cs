@@ -1,0 +1,22 @@
+using Swarm.Core.Exchange;
+
+namespace Swarm.Cli;
+
+internal static class Errors
+{
+    /// <summary>Prints one line saying what failed and returns the matching exit code.</summary>
+    public static int Report(string command, Exception e)
+    {
+        (int code, string message) = e switch
+        {
+            UsageException or FormatException => (ExitCodes.Usage, e.Message),
+            PeerUnavailableException => (ExitCodes.Unavailable, e.Message),
+            FileNotFoundException or DirectoryNotFoundException => (ExitCodes.LocalError, e.Message),
+            UnauthorizedAccessException => (ExitCodes.LocalError, e.Message + " (check permissions, or choose another --data-dir)"),
+            IOException or InvalidDataException => (ExitCodes.LocalError, e.Message),
+            _ => (ExitCodes.LocalError, $"unexpected error: {e}"),
+        };
+        Console.Error.WriteLine($"swarm: {command}: {message}");
+        return code;
+    }
+}

@@ -1,0 +1,9 @@
+using System.CommandLine;
+using Swarm.Cli;
+
+var root = new RootCommand("Swarm: peer-to-peer distribution of files and container images, verified piece by piece.")
+{
+    SeedCommand.Create(),
+    GetCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

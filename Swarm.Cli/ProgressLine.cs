@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using Swarm.Core.Exchange;
+
+namespace Swarm.Cli;
+
+/// <summary>
+/// A progress line on stderr: bytes done, rate, ETA and peers. On a terminal it redraws one line; otherwise it prints
+/// a plain line every few seconds so logs stay readable.
+/// </summary>
+internal sealed class ProgressLine(string label)
+{
+    private readonly Lock _lock = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly bool _terminal = !Console.IsErrorRedirected;
+    private long _lastDraw = -10_000;
+    private long _rateBytes;
+    private long _rateAt;
+    private double _rate;
+    private bool _dirty;
+
+    public void Report(long done, long total, int? peers = null, bool force = false)
+    {
+        long now = _clock.ElapsedMilliseconds;
+        lock (_lock)
+        {
+            if (now - _rateAt >= 1000)
+            {
+                double seconds = (now - _rateAt) / 1000.0;
+                double instant = (done - _rateBytes) / seconds;
+                _rate = _rateAt == 0 ? instant : 0.5 * _rate + 0.5 * instant;
+                _rateBytes = done;
+                _rateAt = now;
+            }
+            if (!force && now - _lastDraw < (_terminal ? 250 : 5000)) return;
+            _lastDraw = now;
+            double pct = total > 0 ? 100.0 * done / total : 100;
+            double rate = _rate > 0 ? _rate : done / Math.Max(0.001, now / 1000.0);
+            string eta = rate > 0 && total > done ? FormatDuration(TimeSpan.FromSeconds((total - done) / rate)) : "-";
+            string text = $"{label} {Units.Bytes(done)} / {Units.Bytes(total)} {pct,5:0.0}%  {ByteRate.Format(rate)}  ETA {eta}" + (peers is { } p ? $"  peers {p}" : "");
+            if (_terminal)
+            {
+                Console.Error.Write("\r" + text.PadRight(Console.BufferWidth > 0 ? Math.Min(Console.BufferWidth - 1, 120) : 100));
+                _dirty = true;
+            }
+            else
+            {
+                Console.Error.WriteLine(text);
+            }
+        }
+    }
+
+    /// <summary>Writes a line without tearing the progress line.</summary>
+    public void WriteLine(string line)
+    {
+        lock (_lock)
+        {
+            if (_dirty) Console.Error.WriteLine();
+            _dirty = false;
+            Console.Error.WriteLine(line);
+        }
+    }
+
+    public void Finish()
+    {
+        lock (_lock)
+        {
+            if (_dirty) Console.Error.WriteLine();
+            _dirty = false;
+        }
+    }
+
+    public static string FormatDuration(TimeSpan t) =>
+        t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:00}m" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds:00}s" : $"{t.TotalSeconds:0.0}s";
+}

@@ -1,0 +1,597 @@
+using System.Buffers;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Swarm.Core.Content;
+using Swarm.Core.Storage;
+using Swarm.Core.Wire;
+
+namespace Swarm.Core.Exchange;
+
+/// <summary>
+/// Everything a node does for one content: its peer sessions, who has which piece, the pieces being assembled, and the
+/// verification of finished pieces. Pieces are assembled in memory, checked against the manifest hash and only then
+/// written to the store, announced with have messages and served: an unverified byte never reaches disk or a peer.
+/// </summary>
+public sealed class ContentSwarm : IAsyncDisposable
+{
+    private readonly Lock _sync = new();
+    private readonly List<PeerSession> _sessions = [];
+    private readonly Dictionary<int, PartialPiece> _partials = [];
+    private readonly HashSet<int> _verifying = [];
+    private readonly TaskCompletionSource<StoredContent> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stop = new();
+    private StoredContent? _content;
+    private PiecePicker? _picker;
+    private Channel<PartialPiece>? _verifyQueue;
+    private Task[] _verifiers = [];
+    private long _lastProgress = Environment.TickCount64;
+    private long _bytesFromPeers, _bytesUploaded, _bytesWasted;
+    private int _hashFailures;
+
+    internal ContentSwarm(SwarmEngine engine, ContentId id, StoredContent? content)
+    {
+        Engine = engine;
+        Id = id;
+        if (content != null) SetContent(content);
+    }
+
+    public ContentId Id { get; }
+    internal SwarmEngine Engine { get; }
+    internal ILogger Logger => Engine.Logger;
+    public StoredContent? Content => Volatile.Read(ref _content);
+    public bool IsDownloading { get; private set; }
+    public Task<StoredContent> Completion => _done.Task;
+    public long BytesFromPeers => Interlocked.Read(ref _bytesFromPeers);
+    public long BytesUploaded => Interlocked.Read(ref _bytesUploaded);
+    public long BytesWasted => Interlocked.Read(ref _bytesWasted);
+    public int HashFailures => Volatile.Read(ref _hashFailures);
+    /// <summary>Milliseconds (Environment.TickCount64) of the last verified piece or of the start of the download.</summary>
+    public long LastProgress => Interlocked.Read(ref _lastProgress);
+
+    public int PeerCount
+    {
+        get { lock (_sync) return _sessions.Count; }
+    }
+
+    public IReadOnlyList<PeerSession> Sessions
+    {
+        get { lock (_sync) return [.. _sessions]; }
+    }
+
+    internal void RecordUpload(int bytes) => Interlocked.Add(ref _bytesUploaded, bytes);
+
+    /// <summary>Starts downloading: verification workers run, and sessions start requesting as soon as the manifest is known.</summary>
+    internal void StartDownload()
+    {
+        lock (_sync)
+        {
+            if (IsDownloading) return;
+            if (_content is { IsComplete: true })
+            {
+                _done.TrySetResult(_content);
+                return;
+            }
+            IsDownloading = true;
+            _lastProgress = Environment.TickCount64;
+            _verifyQueue = Channel.CreateUnbounded<PartialPiece>(new UnboundedChannelOptions { SingleWriter = false });
+            int workers = Math.Clamp(Environment.ProcessorCount, 1, 4);
+            _verifiers = Enumerable.Range(0, workers).Select(_ => Task.Run(VerifyLoopAsync)).ToArray();
+        }
+    }
+
+    internal void Fail(Exception error)
+    {
+        if (_done.TrySetException(error)) Logger.LogDebug(error, "download of {Id} failed", Id);
+    }
+
+    private void SetContent(StoredContent content)
+    {
+        _content = content;
+        _picker = new PiecePicker(content.Layout.PieceCount);
+    }
+
+    // ---- session lifecycle ----
+
+    internal async Task AttachAsync(PeerSession session, CancellationToken cancellationToken)
+    {
+        var content = Content;
+        byte[]? snapshot = content?.Verified.ToBytes();
+        if (content == null) await session.Connection.SendSignalAsync(MessageKind.HaveNone, cancellationToken).ConfigureAwait(false);
+        else if (content.IsComplete) await session.Connection.SendSignalAsync(MessageKind.HaveAll, cancellationToken).ConfigureAwait(false);
+        else if (content.Verified.IsEmpty) await session.Connection.SendSignalAsync(MessageKind.HaveNone, cancellationToken).ConfigureAwait(false);
+        else await session.Connection.SendAsync(new BitfieldMessage(snapshot!), cancellationToken).ConfigureAwait(false);
+
+        if (content == null) await session.Connection.SendSignalAsync(MessageKind.HashesRequest, cancellationToken).ConfigureAwait(false);
+        List<int> missed = [];
+        lock (_sync)
+        {
+            if (_sessions.Count >= Engine.Options.MaxPeersPerContent)
+                throw new WireProtocolException($"peer limit for {Id} reached ({Engine.Options.MaxPeersPerContent})");
+            _sessions.Add(session);
+            // Pieces verified between the snapshot and now get their have messages here; later ones are broadcast.
+            var now = Content;
+            if (now != null && snapshot != null)
+            {
+                var before = Bitfield.FromBytes(snapshot, now.Layout.PieceCount);
+                for (int i = 0; i < now.Layout.PieceCount; i++) if (now.Verified[i] && !before[i]) missed.Add(i);
+            }
+        }
+        foreach (int piece in missed) await session.Connection.SendAsync(new Have(piece), cancellationToken).ConfigureAwait(false);
+    }
+
+    internal void Detach(PeerSession session)
+    {
+        List<PeerSession> others;
+        lock (_sync)
+        {
+            if (!_sessions.Remove(session)) return;
+            if (_picker != null)
+            {
+                if (session.IsSeed) _picker.RemoveSeed();
+                else if (session.Has != null) _picker.RemovePeer(session.Has);
+            }
+            foreach (long key in session.Outstanding.Keys) ReleaseSlot(key, session);
+            session.Outstanding.Clear();
+            others = [.. _sessions];
+        }
+        Logger.LogDebug("peer {Peer} left {Id}: {Reason}", session, Id, session.CloseReason);
+        foreach (var s in others) s.PumpInBackground();
+    }
+
+    // ---- availability and interest ----
+
+    internal void OnAvailability(PeerSession session, byte[]? bits, bool seed)
+    {
+        bool interested;
+        lock (_sync)
+        {
+            if (_content == null)
+            {
+                session.PendingBitfield = bits;
+                session.IsSeed = seed;
+                return;
+            }
+            ApplyAvailability(session, bits, seed);
+            interested = UpdateInterest(session);
+        }
+        if (interested) session.SendSignalInBackground(MessageKind.Interested);
+    }
+
+    /// <summary>Under the lock, with the layout known.</summary>
+    private void ApplyAvailability(PeerSession session, byte[]? bits, bool seed)
+    {
+        int count = _content!.Layout.PieceCount;
+        if (seed)
+        {
+            session.IsSeed = true;
+            _picker!.AddSeed();
+        }
+        else
+        {
+            try
+            {
+                session.Has = bits == null ? new Bitfield(count) : Bitfield.FromBytes(bits, count);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new WireProtocolException("bad bitfield: " + e.Message);
+            }
+            _picker!.AddPeer(session.Has);
+        }
+        if (session.PendingHaves != null)
+        {
+            foreach (int piece in session.PendingHaves) AddHave(session, piece);
+            session.PendingHaves = null;
+        }
+    }
+
+    internal void OnHave(PeerSession session, int piece)
+    {
+        bool interested;
+        lock (_sync)
+        {
+            if (_content == null)
+            {
+                session.PendingHaves ??= [];
+                if (session.PendingHaves.Count > WireLimits.MaxBitfieldBytes * 8) throw new WireProtocolException("too many have messages");
+                session.PendingHaves.Add(piece);
+                return;
+            }
+            AddHave(session, piece);
+            interested = UpdateInterest(session);
+        }
+        if (interested) session.SendSignalInBackground(MessageKind.Interested);
+    }
+
+    private void AddHave(PeerSession session, int piece)
+    {
+        if ((uint)piece >= (uint)_content!.Layout.PieceCount) throw new WireProtocolException($"have for piece {piece} of {_content.Layout.PieceCount}");
+        if (session.IsSeed) return;
+        session.Has ??= new Bitfield(_content.Layout.PieceCount);
+        if (session.Has.Set(piece)) _picker!.AddHave(piece);
+    }
+
+    /// <summary>Under the lock. Returns true when we just became interested (the caller sends Interested).</summary>
+    private bool UpdateInterest(PeerSession session)
+    {
+        if (session.AmInterested || !IsDownloading || _content == null || _content.IsComplete) return false;
+        var verified = _content.Verified;
+        bool wants = false;
+        for (int i = 0; i < verified.Length && !wants; i++) wants = !verified[i] && session.PeerHas(i);
+        if (wants) session.AmInterested = true;
+        return wants;
+    }
+
+    /// <summary>Returns true when the peer was choked and is now unchoked (the caller sends Unchoke).</summary>
+    internal bool OnInterested(PeerSession session, bool interested)
+    {
+        lock (_sync)
+        {
+            session.PeerInterested = interested;
+            // Without a choker every interested peer is served; the choker (tit-for-tat) replaces this.
+            if (interested && session.AmChoking)
+            {
+                session.AmChoking = false;
+                return true;
+            }
+            return false;
+        }
+    }
+
+    internal void OnChoke(PeerSession session, bool choking)
+    {
+        lock (_sync) session.PeerChoking = choking;
+    }
+
+    internal RejectReason? CheckRequest(PeerSession session, Request request)
+    {
+        var content = Content;
+        if (content == null || !content.Layout.IsValidBlock(request.Piece, request.Offset, request.Length)) return RejectReason.Invalid;
+        if (!content.Verified[request.Piece]) return RejectReason.NotAvailable;
+        lock (_sync) if (session.AmChoking) return RejectReason.Choked;
+        return null;
+    }
+
+    // ---- manifest ----
+
+    internal void OnHashes(PeerSession session, Hashes hashes)
+    {
+        if (Content != null) return;
+        Manifest manifest;
+        try
+        {
+            manifest = Manifest.Decode(hashes.Manifest);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new WireProtocolException("bad manifest: " + e.Message);
+        }
+        if (manifest.Id != Id || !manifest.VerifySignature(hashes.Signature))
+        {
+            BanAndClose(session, manifest.Id != Id ? "sent a manifest that does not match the content id" : "sent a manifest with a bad signature");
+            return;
+        }
+        StoredContent content;
+        try
+        {
+            content = Engine.Store.OpenOrCreate(manifest, hashes.Signature);
+            content.AcquireWriter();
+        }
+        catch (IOException e)
+        {
+            Fail(e);
+            return;
+        }
+        List<(PeerSession, bool)> interest = [];
+        lock (_sync)
+        {
+            if (_content != null)
+            {
+                content.Dispose();
+                return;
+            }
+            SetContent(content);
+            foreach (var s in _sessions)
+            {
+                if (s.PendingBitfield != null || s.IsSeed || s.PendingHaves != null)
+                {
+                    bool seed = s.IsSeed;
+                    s.IsSeed = false;
+                    ApplyAvailability(s, s.PendingBitfield, seed);
+                    s.PendingBitfield = null;
+                }
+                interest.Add((s, UpdateInterest(s)));
+            }
+        }
+        Logger.LogInformation("manifest for {Id}: {Length} bytes in {Pieces} pieces of {PieceSize}", Id, manifest.Length, manifest.PieceCount, manifest.PieceSize);
+        if (content.IsComplete) _done.TrySetResult(content);
+        foreach (var (s, interested) in interest)
+        {
+            if (interested) s.SendSignalInBackground(MessageKind.Interested);
+            s.PumpInBackground();
+        }
+    }
+
+    // ---- requests and blocks ----
+
+    /// <summary>Sends as many requests to the peer as its pipeline depth allows.</summary>
+    internal async ValueTask PumpAsync(PeerSession session)
+    {
+        List<Request>? requests = null;
+        lock (_sync)
+        {
+            if (!IsDownloading || _content == null || _content.IsComplete || session.PeerChoking || !session.AmInterested) return;
+            int want = session.Depth - session.Outstanding.Count;
+            if (want <= 0) return;
+            requests = [];
+            PickBlocks(session, want, requests);
+        }
+        if (requests.Count > 0) await session.Connection.SendManyAsync(requests).ConfigureAwait(false);
+    }
+
+    /// <summary>Under the lock: finish started pieces first, then start new ones (picker), then end game duplicates.</summary>
+    private void PickBlocks(PeerSession session, int want, List<Request> output)
+    {
+        var layout = _content!.Layout;
+        var verified = _content.Verified;
+        long now = Environment.TickCount64;
+        foreach (var partial in _partials.Values)
+        {
+            if (!session.PeerHas(partial.Index)) continue;
+            RequestFree(session, partial, want, output, now);
+            if (output.Count >= want) return;
+        }
+        while (output.Count < want)
+        {
+            int piece = _picker!.Pick(session.PeerHas, i => !verified[i] && !_partials.ContainsKey(i) && !_verifying.Contains(i), verified.Count);
+            if (piece < 0) break;
+            int length = layout.PieceLength(piece);
+            if (_partials.Count > 0 && !Engine.TryReserveBuffer(length)) return;
+            if (_partials.Count == 0) Engine.ForceReserveBuffer(length);
+            var partial = new PartialPiece(piece, length, layout.BlockCount(piece));
+            _partials.Add(piece, partial);
+            RequestFree(session, partial, want, output, now);
+        }
+        if (output.Count >= want || verified.Count + _partials.Count + _verifying.Count < layout.PieceCount) return;
+        // End game: every missing piece is in flight. Ask this peer too for blocks others have not delivered yet (two copies at most).
+        foreach (var partial in _partials.Values)
+        {
+            if (!session.PeerHas(partial.Index)) continue;
+            for (int b = 0; b < partial.Blocks.Length && output.Count < want; b++)
+            {
+                ref var slot = ref partial.Blocks[b];
+                if (slot.Received || slot.First == null || slot.First == session || slot.Second != null) continue;
+                slot.Second = session;
+                AddRequest(session, partial.Index, b, layout, output, now);
+            }
+        }
+    }
+
+    private void RequestFree(PeerSession session, PartialPiece partial, int want, List<Request> output, long now)
+    {
+        var layout = _content!.Layout;
+        for (int b = 0; b < partial.Blocks.Length && output.Count < want; b++)
+        {
+            ref var slot = ref partial.Blocks[b];
+            if (slot.Received || slot.First != null) continue;
+            slot.First = session;
+            AddRequest(session, partial.Index, b, layout, output, now);
+        }
+    }
+
+    private static void AddRequest(PeerSession session, int piece, int block, PieceLayout layout, List<Request> output, long now)
+    {
+        int offset = block * PieceLayout.BlockSize;
+        session.Outstanding[PeerSession.BlockKey(piece, offset)] = now;
+        output.Add(new Request(piece, offset, layout.BlockLength(piece, block)));
+    }
+
+    /// <summary>Under the lock: forgets that <paramref name="session"/> was asked for a block, so another peer can be.</summary>
+    private void ReleaseSlot(long key, PeerSession session)
+    {
+        int piece = (int)(key >> 32), offset = (int)(uint)key;
+        if (!_partials.TryGetValue(piece, out var partial)) return;
+        ref var slot = ref partial.Blocks[offset / PieceLayout.BlockSize];
+        if (slot.First == session) { slot.First = slot.Second; slot.Second = null; }
+        else if (slot.Second == session) slot.Second = null;
+    }
+
+    /// <summary>
+    /// A block arrived: copy it into its piece if we asked this peer for it. Returns cancels to send to the other peer
+    /// that was asked for the same block in end game.
+    /// </summary>
+    internal List<(PeerSession, Cancel)>? OnBlock(PeerSession session, BlockHeader header, System.Buffers.ReadOnlySequence<byte> payload)
+    {
+        int length = (int)payload.Length;
+        PartialPiece? complete = null;
+        List<(PeerSession, Cancel)>? cancels = null;
+        lock (_sync)
+        {
+            var content = _content;
+            if (content == null || !content.Layout.IsValidBlock(header.Piece, header.Offset, length))
+                throw new WireProtocolException($"block {header.Piece}/{header.Offset} of {length} bytes does not fit the content");
+            long key = PeerSession.BlockKey(header.Piece, header.Offset);
+            if (!session.Outstanding.Remove(key) || !_partials.TryGetValue(header.Piece, out var partial))
+            {
+                _bytesWasted += length; // cancelled, timed out or already done: not an error
+                return null;
+            }
+            session.RecordBlock(length);
+            ref var slot = ref partial.Blocks[header.Offset / PieceLayout.BlockSize];
+            if (slot.Received)
+            {
+                _bytesWasted += length;
+                return null;
+            }
+            payload.CopyTo(partial.Buffer.AsSpan(header.Offset, length));
+            slot.Received = true;
+            partial.ReceivedCount++;
+            partial.Contributors.Add(session);
+            var other = slot.First == session ? slot.Second : slot.First;
+            if (other != null && other != session && other.Outstanding.Remove(key))
+                (cancels ??= []).Add((other, new Cancel(header.Piece, header.Offset, length)));
+            slot.First = slot.Second = null;
+            _bytesFromPeers += length;
+            if (partial.ReceivedCount == partial.Blocks.Length)
+            {
+                _partials.Remove(header.Piece);
+                _verifying.Add(header.Piece);
+                complete = partial;
+            }
+        }
+        if (complete != null) _verifyQueue!.Writer.TryWrite(complete);
+        return cancels;
+    }
+
+    internal void OnReject(PeerSession session, Reject reject)
+    {
+        if (reject.Piece < 0) return; // a refused hashes request: another peer will answer it
+        lock (_sync)
+        {
+            long key = PeerSession.BlockKey(reject.Piece, reject.Offset);
+            if (session.Outstanding.Remove(key)) ReleaseSlot(key, session);
+        }
+    }
+
+    // ---- verification ----
+
+    private async Task VerifyLoopAsync()
+    {
+        var reader = _verifyQueue!.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var piece)) Verify(piece);
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    private void Verify(PartialPiece piece)
+    {
+        var content = _content!;
+        bool ok;
+        try
+        {
+            ok = content.TryCommitPiece(piece.Index, piece.Buffer.AsSpan(0, piece.Length));
+        }
+        catch (IOException e)
+        {
+            piece.Return(Engine);
+            Fail(new IOException($"cannot write {Id} to {content.Directory}: {e.Message}", e));
+            return;
+        }
+        List<PeerSession> sessions;
+        lock (_sync)
+        {
+            _verifying.Remove(piece.Index);
+            sessions = [.. _sessions];
+            if (ok) Interlocked.Exchange(ref _lastProgress, Environment.TickCount64);
+        }
+        piece.Return(Engine);
+        if (ok)
+        {
+            foreach (var s in sessions) s.SendInBackground(new Have(piece.Index));
+            if (content.IsComplete) Complete(content, sessions);
+        }
+        else
+        {
+            Interlocked.Increment(ref _hashFailures);
+            foreach (var bad in piece.Contributors)
+                BanAndClose(bad, $"sent piece {piece.Index}, which failed its SHA-256 check");
+        }
+        foreach (var s in sessions) s.PumpInBackground();
+    }
+
+    private void Complete(StoredContent content, List<PeerSession> sessions)
+    {
+        lock (_sync)
+        {
+            IsDownloading = false;
+            foreach (var s in sessions) s.AmInterested = false;
+        }
+        foreach (var s in sessions) s.SendSignalInBackground(MessageKind.NotInterested);
+        Logger.LogInformation("{Id} complete and verified", Id);
+        _done.TrySetResult(content);
+    }
+
+    private void BanAndClose(PeerSession session, string reason)
+    {
+        Engine.Bans.Ban(session.Peer.NodeId, session.Address, Engine.Options.BanDuration);
+        Logger.LogWarning("banned peer {Peer}: {Reason}", session, reason);
+        session.Close("banned: " + reason);
+    }
+
+    // ---- housekeeping, once a second ----
+
+    internal void Tick()
+    {
+        long now = Environment.TickCount64;
+        var opts = Engine.Options;
+        List<PeerSession> sessions;
+        lock (_sync)
+        {
+            sessions = [.. _sessions];
+            foreach (var s in sessions)
+            {
+                s.Tick();
+                List<long>? expired = null;
+                foreach (var (key, sent) in s.Outstanding)
+                    if (now - sent > opts.RequestTimeout.TotalMilliseconds) (expired ??= []).Add(key);
+                if (expired == null) continue;
+                foreach (long key in expired) { s.Outstanding.Remove(key); ReleaseSlot(key, s); }
+                s.Depth = PeerSession.MinDepth; // snubbed: ask little of it until it proves faster
+            }
+        }
+        foreach (var s in sessions)
+        {
+            if (now - s.Connection.LastReceived > opts.IdleTimeout.TotalMilliseconds) s.Close("idle timeout");
+            else if (now - s.Connection.LastSent > opts.KeepAliveInterval.TotalMilliseconds) s.SendSignalInBackground(MessageKind.KeepAlive);
+            s.PumpInBackground();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        List<PeerSession> sessions;
+        lock (_sync) sessions = [.. _sessions];
+        foreach (var s in sessions) s.Close("node stopping");
+        _verifyQueue?.Writer.TryComplete();
+        try { await Task.WhenAll(_verifiers).ConfigureAwait(false); } catch (OperationCanceledException) { }
+        lock (_sync)
+        {
+            foreach (var p in _partials.Values) p.Return(Engine);
+            _partials.Clear();
+        }
+        _done.TrySetCanceled();
+        _content?.Dispose();
+        _stop.Dispose();
+    }
+
+    private struct BlockSlot
+    {
+        public PeerSession? First;
+        public PeerSession? Second;
+        public bool Received;
+    }
+
+    private sealed class PartialPiece(int index, int length, int blocks)
+    {
+        public int Index { get; } = index;
+        public int Length { get; } = length;
+        public byte[] Buffer { get; } = ArrayPool<byte>.Shared.Rent(length);
+        public BlockSlot[] Blocks { get; } = new BlockSlot[blocks];
+        public int ReceivedCount;
+        public HashSet<PeerSession> Contributors { get; } = [];
+        private int _returned;
+
+        public void Return(SwarmEngine engine)
+        {
+            if (Interlocked.Exchange(ref _returned, 1) != 0) return;
+            ArrayPool<byte>.Shared.Return(Buffer);
+            engine.ReleaseBuffer(Length);
+        }
+    }
+}

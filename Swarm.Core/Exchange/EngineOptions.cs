@@ -1,0 +1,26 @@
+namespace Swarm.Core.Exchange;
+
+/// <summary>Settings of the exchange engine. Defaults follow the design; tests shorten the timeouts.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Upload limit in bytes per second for the whole node; 0 is unlimited.</summary>
+    public long UploadRate { get; init; }
+    /// <summary>Download limit in bytes per second for the whole node; 0 is unlimited.</summary>
+    public long DownloadRate { get; init; }
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>How long a peer that sent a piece failing its hash stays banned.</summary>
+    public TimeSpan BanDuration { get; init; } = TimeSpan.FromHours(1);
+    /// <summary>A download with no verified progress for this long fails.</summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>A request unanswered for this long is given to another peer.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>A connection that has received nothing (not even a keep-alive) for this long is closed.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    /// <summary>Connection attempts per peer address before a download gives up on it.</summary>
+    public int DialAttempts { get; init; } = 3;
+    public int MaxPeersPerContent { get; init; } = 30;
+    /// <summary>Memory for pieces being assembled and verified, across all downloads.</summary>
+    public long MaxPieceBufferBytes { get; init; } = 64L * 1024 * 1024;
+}

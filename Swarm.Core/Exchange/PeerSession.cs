@@ -1,0 +1,254 @@
+using System.Net;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Swarm.Core.Content;
+using Swarm.Core.Wire;
+
+namespace Swarm.Core.Exchange;
+
+/// <summary>
+/// One connected peer for one content: its availability and choke state, the requests we have out with it, and the
+/// requests it has queued with us (served by an upload loop, one answer per request). Download decisions live in
+/// <see cref="ContentSwarm"/>; the session turns frames into calls on it.
+/// </summary>
+public sealed class PeerSession
+{
+    public const int InitialDepth = 16;
+    public const int MinDepth = 4;
+    public const int MaxDepth = 128;
+    /// <summary>Target time a request waits in the peer's queue: depth ≈ rate × this / block size.</summary>
+    private static readonly double QueueSeconds = 0.5;
+
+    private readonly ContentSwarm _swarm;
+    private readonly Channel<Request> _uploads = Channel.CreateBounded<Request>(new BoundedChannelOptions(WireLimits.MaxQueuedRequests) { SingleReader = true, SingleWriter = true });
+    private readonly HashSet<long> _cancelled = [];
+    private bool _availabilityReceived;
+    private long _windowBytes;
+
+    internal PeerSession(ContentSwarm swarm, FrameConnection connection, PeerIdentity peer, bool outbound)
+    {
+        _swarm = swarm;
+        Connection = connection;
+        Peer = peer;
+        Outbound = outbound;
+        Address = outbound ? connection.RemoteEndPoint : new IPEndPoint(connection.RemoteEndPoint.Address, peer.ListenPort);
+    }
+
+    public FrameConnection Connection { get; }
+    public PeerIdentity Peer { get; }
+    public bool Outbound { get; }
+    /// <summary>Where the peer accepts connections (for bans and redials).</summary>
+    public IPEndPoint Address { get; }
+    public string? CloseReason { get; private set; }
+
+    // All of the following are guarded by the swarm's lock.
+    internal Bitfield? Has;
+    internal bool IsSeed;
+    internal byte[]? PendingBitfield;
+    internal HashSet<int>? PendingHaves;
+    internal bool PeerChoking = true;
+    internal bool PeerInterested;
+    internal bool AmChoking = true;
+    internal bool AmInterested;
+    internal readonly Dictionary<long, long> Outstanding = [];
+    internal int Depth = InitialDepth;
+    internal double DownloadRate;
+    internal double UploadRate;
+    internal long UploadWindowBytes;
+    public long BytesDownloaded { get; internal set; }
+    public long BytesUploaded { get; private set; }
+
+    internal static long BlockKey(int piece, int offset) => ((long)piece << 32) | (uint)offset;
+
+    internal bool PeerHas(int piece) => IsSeed || (Has != null && Has[piece]);
+
+    internal void RecordBlock(int length)
+    {
+        _windowBytes += length;
+        BytesDownloaded += length;
+    }
+
+    /// <summary>Once a second: rates from the last window, pipeline depth from the rate.</summary>
+    internal void Tick()
+    {
+        DownloadRate = DownloadRate * 0.5 + _windowBytes * 0.5;
+        _windowBytes = 0;
+        UploadRate = UploadRate * 0.5 + Interlocked.Exchange(ref UploadWindowBytes, 0) * 0.5;
+        int depth = (int)Math.Ceiling(DownloadRate * QueueSeconds / PieceLayout.BlockSize);
+        Depth = Math.Clamp(Math.Max(depth, Depth / 2), MinDepth, MaxDepth);
+    }
+
+    internal void Close(string reason)
+    {
+        CloseReason ??= reason;
+        Connection.Close();
+    }
+
+    internal async Task RunAsync(CancellationToken cancellationToken)
+    {
+        Task uploads = Task.CompletedTask;
+        try
+        {
+            await _swarm.AttachAsync(this, cancellationToken).ConfigureAwait(false);
+            uploads = UploadLoopAsync(cancellationToken);
+            await Connection.ReceiveAsync(OnFrameAsync, cancellationToken).ConfigureAwait(false);
+            CloseReason ??= "peer closed the connection";
+        }
+        catch (WireProtocolException e)
+        {
+            CloseReason ??= "protocol violation: " + e.Message;
+            _swarm.Logger.LogWarning("dropping peer {Peer}: {Reason}", Address, CloseReason);
+        }
+        catch (OperationCanceledException)
+        {
+            CloseReason ??= "stopped";
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            CloseReason ??= e.Message;
+        }
+        finally
+        {
+            Connection.Close();
+            _uploads.Writer.TryComplete();
+            _swarm.Detach(this);
+            try { await uploads.ConfigureAwait(false); } catch (Exception) { }
+            await Connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask OnFrameAsync(Frame frame)
+    {
+        switch (frame.Kind)
+        {
+            case MessageKind.KeepAlive:
+                return;
+            case MessageKind.Bitfield:
+                FirstAvailability();
+                _swarm.OnAvailability(this, WireMessage.Decode<BitfieldMessage>(frame.Body).Bits, seed: false);
+                break;
+            case MessageKind.HaveAll:
+                ExpectEmpty(frame);
+                FirstAvailability();
+                _swarm.OnAvailability(this, null, seed: true);
+                break;
+            case MessageKind.HaveNone:
+                ExpectEmpty(frame);
+                FirstAvailability();
+                _swarm.OnAvailability(this, null, seed: false);
+                break;
+            case MessageKind.Have:
+                _availabilityReceived = true;
+                _swarm.OnHave(this, WireMessage.Decode<Have>(frame.Body).Piece);
+                break;
+            case MessageKind.Interested:
+                ExpectEmpty(frame);
+                if (_swarm.OnInterested(this, true)) await Connection.SendSignalAsync(MessageKind.Unchoke).ConfigureAwait(false);
+                return;
+            case MessageKind.NotInterested:
+                ExpectEmpty(frame);
+                _swarm.OnInterested(this, false);
+                return;
+            case MessageKind.Choke:
+                ExpectEmpty(frame);
+                _swarm.OnChoke(this, true);
+                return;
+            case MessageKind.Unchoke:
+                ExpectEmpty(frame);
+                _swarm.OnChoke(this, false);
+                break;
+            case MessageKind.Request:
+                await OnRequestAsync(WireMessage.Decode<Request>(frame.Body)).ConfigureAwait(false);
+                return;
+            case MessageKind.Cancel:
+                var cancel = WireMessage.Decode<Cancel>(frame.Body);
+                lock (_cancelled) _cancelled.Add(BlockKey(cancel.Piece, cancel.Offset));
+                return;
+            case MessageKind.Block:
+                var header = WireMessage.DecodeHeader<BlockHeader>(frame.Body, out long consumed);
+                var payload = frame.Body.Slice(consumed);
+                if (_swarm.Engine.DownloadLimiter is { } limiter) await limiter.AcquireAsync((int)payload.Length).ConfigureAwait(false);
+                var cancels = _swarm.OnBlock(this, header, payload);
+                if (cancels != null) foreach (var (peer, c) in cancels) peer.SendInBackground(c);
+                break;
+            case MessageKind.Reject:
+                _swarm.OnReject(this, WireMessage.Decode<Reject>(frame.Body));
+                break;
+            case MessageKind.HashesRequest:
+                ExpectEmpty(frame);
+                var content = _swarm.Content;
+                if (content == null) await Connection.SendAsync(new Reject(-1, 0, 0, RejectReason.NotAvailable)).ConfigureAwait(false);
+                else await Connection.SendAsync(new Hashes(content.Manifest.Encoded, content.Signature)).ConfigureAwait(false);
+                return;
+            case MessageKind.Hashes:
+                _swarm.OnHashes(this, WireMessage.Decode<Hashes>(frame.Body));
+                break;
+            case MessageKind.Hello:
+            case MessageKind.HelloProof:
+                throw new WireProtocolException($"unexpected {frame.Kind} after the handshake");
+            default:
+                throw new WireProtocolException($"unexpected message kind {frame.Kind}");
+        }
+        await _swarm.PumpAsync(this).ConfigureAwait(false);
+    }
+
+    private void FirstAvailability()
+    {
+        if (_availabilityReceived) throw new WireProtocolException("bitfield / have-all / have-none must come once, before any have");
+        _availabilityReceived = true;
+    }
+
+    private static void ExpectEmpty(Frame frame)
+    {
+        if (!frame.Body.IsEmpty) throw new WireProtocolException($"{frame.Kind} must have no body");
+    }
+
+    private async ValueTask OnRequestAsync(Request request)
+    {
+        var reason = _swarm.CheckRequest(this, request);
+        if (reason == null && !_uploads.Writer.TryWrite(request)) reason = RejectReason.TooManyRequests;
+        if (reason != null) await Connection.SendAsync(new Reject(request.Piece, request.Offset, request.Length, reason.Value)).ConfigureAwait(false);
+    }
+
+    private async Task UploadLoopAsync(CancellationToken cancellationToken)
+    {
+        var content = _swarm.Content;
+        await foreach (var request in _uploads.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            bool cancelled;
+            lock (_cancelled) cancelled = _cancelled.Remove(BlockKey(request.Piece, request.Offset));
+            content ??= _swarm.Content;
+            if (cancelled || content == null)
+            {
+                await Connection.SendAsync(new Reject(request.Piece, request.Offset, request.Length, cancelled ? RejectReason.Cancelled : RejectReason.NotAvailable), cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            if (_swarm.Engine.UploadLimiter is { } limiter) await limiter.AcquireAsync(request.Length, cancellationToken).ConfigureAwait(false);
+            long offset = content.Layout.PieceOffset(request.Piece) + request.Offset;
+            await Connection.SendBlockAsync(new BlockHeader(request.Piece, request.Offset), request.Length, (content, offset),
+                static (s, span) => s.content.Read(s.offset, span), cancellationToken).ConfigureAwait(false);
+            BytesUploaded += request.Length;
+            Interlocked.Add(ref UploadWindowBytes, request.Length);
+            _swarm.RecordUpload(request.Length);
+        }
+    }
+
+    /// <summary>Rejects every queued request (when choking the peer), so each still gets its one answer.</summary>
+    internal void RejectQueued(RejectReason reason)
+    {
+        while (_uploads.Reader.TryRead(out var r)) SendInBackground(new Reject(r.Piece, r.Offset, r.Length, reason));
+    }
+
+    internal void SendInBackground<T>(T message) where T : IWireMessage<T> => Observe(Connection.SendAsync(message).AsTask());
+    internal void SendSignalInBackground(MessageKind kind) => Observe(Connection.SendSignalAsync(kind).AsTask());
+    internal void PumpInBackground() => Observe(_swarm.PumpAsync(this).AsTask());
+
+    private void Observe(Task task)
+    {
+        if (task.IsCompletedSuccessfully) return;
+        task.ContinueWith(static (t, s) => ((PeerSession)s!).Close("send failed: " + t.Exception?.GetBaseException().Message),
+            this, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    public override string ToString() => $"{Address} ({Peer.NodeId.ToHex()[..12]})";
+}

@@ -1,0 +1,283 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Swarm.Core.Content;
+using Swarm.Core.Identity;
+using Swarm.Core.Storage;
+using Swarm.Core.Wire;
+
+namespace Swarm.Core.Exchange;
+
+/// <summary>Progress of a download, for progress bars.</summary>
+public readonly record struct TransferProgress(long TotalBytes, long VerifiedBytes, long BytesFromPeers, int Peers);
+
+/// <summary>
+/// The exchange side of a node: listens for peers, dials peers, and runs one <see cref="ContentSwarm"/> per content.
+/// Serves every verified piece it holds to anyone who asks, and downloads what it is told to.
+/// </summary>
+public sealed class SwarmEngine : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<ContentId, ContentSwarm> _swarms = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _background = [];
+    private readonly Timer _tick;
+    private Socket? _listener;
+    private long _bufferBytes;
+
+    public SwarmEngine(NodeKey key, ContentStore store, EngineOptions? options = null, ILogger? logger = null)
+    {
+        Key = key;
+        Store = store;
+        Options = options ?? new EngineOptions();
+        Logger = logger ?? NullLogger.Instance;
+        UploadLimiter = CreateLimiter(Options.UploadRate);
+        DownloadLimiter = CreateLimiter(Options.DownloadRate);
+        _tick = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+    }
+
+    public NodeKey Key { get; }
+    public ContentStore Store { get; }
+    public EngineOptions Options { get; }
+    public ILogger Logger { get; }
+    public BanList Bans { get; } = new();
+    public IPEndPoint? ListenEndPoint { get; private set; }
+    internal RateLimiter? UploadLimiter { get; }
+    internal RateLimiter? DownloadLimiter { get; }
+    public IReadOnlyCollection<ContentSwarm> Swarms => [.. _swarms.Values];
+
+    /// <summary>A token bucket over bytes: refilled every 10 ms, bursts up to 50 ms of traffic (at least one largest block).</summary>
+    private static TokenBucketRateLimiter? CreateLimiter(long bytesPerSecond)
+    {
+        if (bytesPerSecond <= 0) return null;
+        var period = TimeSpan.FromMilliseconds(10);
+        int perPeriod = (int)Math.Max(1, Math.Min(int.MaxValue, bytesPerSecond / 100));
+        int burst = (int)Math.Clamp(bytesPerSecond / 20, WireLimits.MaxBlockLength, int.MaxValue);
+        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = burst,
+            TokensPerPeriod = perPeriod,
+            ReplenishmentPeriod = period,
+            QueueLimit = int.MaxValue,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
+    }
+
+    /// <summary>Starts accepting peers. Port 0 picks a free port; <see cref="ListenEndPoint"/> tells which.</summary>
+    public void Listen(IPEndPoint endPoint)
+    {
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endPoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = true;
+            socket.Bind(endPoint);
+            socket.Listen(512);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new IOException($"cannot listen on {endPoint}: {e.Message}. Pick another address with --listen IP:PORT (port 0 picks a free one).", e);
+        }
+        _listener = socket;
+        ListenEndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        Track(AcceptLoopAsync(socket));
+    }
+
+    /// <summary>Serves content the store holds (complete or partial).</summary>
+    public ContentSwarm Serve(StoredContent content) => _swarms.GetOrAdd(content.Id, id => new ContentSwarm(this, id, content));
+
+    public ContentSwarm? Find(ContentId id) => _swarms.TryGetValue(id, out var s) ? s : null;
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                Logger.LogWarning("accept failed: {Error}", e.Message);
+                continue;
+            }
+            Track(HandleInboundAsync(client));
+        }
+    }
+
+    private async Task HandleInboundAsync(Socket client)
+    {
+        var connection = new FrameConnection(client);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            timeout.CancelAfter(Options.HandshakeTimeout);
+            var (peer, content) = await Handshake.AcceptAsync(connection, Key, id => _swarms.ContainsKey(id), ListenEndPoint?.Port ?? 0, timeout.Token).ConfigureAwait(false);
+            if (Bans.IsBanned(peer.NodeId)) throw new WireProtocolException("peer is banned");
+            if (!_swarms.TryGetValue(content, out var swarm)) throw new WireProtocolException($"{content} is no longer served");
+            var session = new PeerSession(swarm, connection, peer, outbound: false);
+            await session.RunAsync(_stop.Token).ConfigureAwait(false);
+            return;
+        }
+        catch (Exception e) when (e is WireProtocolException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            Logger.LogDebug("inbound connection from {Remote} dropped: {Error}", connection.RemoteEndPoint, e.Message);
+        }
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Downloads content from the given peers into the store and returns it once every piece is verified. Content already
+    /// complete in the store returns at once; a partial entry (after a crash) continues where it stopped. Fails with a
+    /// message that names each peer's problem when no peer can serve, or when nothing is verified for the stall timeout.
+    /// </summary>
+    public async Task<StoredContent> DownloadAsync(ContentId id, IReadOnlyList<IPEndPoint> peers, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    {
+        var existing = Find(id)?.Content ?? Store.TryOpen(id);
+        if (existing is { IsComplete: true })
+        {
+            Serve(existing);
+            return existing;
+        }
+        existing?.AcquireWriter();
+        var swarm = _swarms.GetOrAdd(id, i => new ContentSwarm(this, i, existing));
+        if (swarm.Content != existing) existing?.Dispose();
+        swarm.StartDownload();
+
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+        var errors = new ConcurrentDictionary<IPEndPoint, string>();
+        var dialers = peers.Distinct().Select(p => Task.Run(() => DialLoopAsync(swarm, p, errors, run.Token))).ToList();
+        try
+        {
+            while (true)
+            {
+                var finished = await Task.WhenAny(swarm.Completion, Task.Delay(250, run.Token)).ConfigureAwait(false);
+                var content = swarm.Content;
+                progress?.Report(new TransferProgress(content?.Layout.Length ?? 0, content?.VerifiedBytes ?? 0, swarm.BytesFromPeers, swarm.PeerCount));
+                if (finished == swarm.Completion) return await swarm.Completion.ConfigureAwait(false);
+                if (swarm.PeerCount == 0 && dialers.All(d => d.IsCompleted))
+                {
+                    string detail = errors.IsEmpty ? "no peers were given" : string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"));
+                    throw new PeerUnavailableException($"no peer could serve {id} ({detail})");
+                }
+                if (Environment.TickCount64 - swarm.LastProgress > Options.StallTimeout.TotalMilliseconds)
+                    throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s)");
+            }
+        }
+        finally
+        {
+            await run.CancelAsync().ConfigureAwait(false);
+            try { await Task.WhenAll(dialers).ConfigureAwait(false); } catch (OperationCanceledException) { }
+        }
+    }
+
+    private async Task DialLoopAsync(ContentSwarm swarm, IPEndPoint endPoint, ConcurrentDictionary<IPEndPoint, string> errors, CancellationToken cancellationToken)
+    {
+        int failures = 0;
+        while (!cancellationToken.IsCancellationRequested && !swarm.Completion.IsCompleted)
+        {
+            if (Bans.IsBanned(endPoint))
+            {
+                errors[endPoint] = "banned for sending bad data";
+                return;
+            }
+            FrameConnection? connection = null;
+            try
+            {
+                connection = await FrameConnection.ConnectAsync(endPoint, Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                using var hs = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                hs.CancelAfter(Options.HandshakeTimeout);
+                var peer = await Handshake.InitiateAsync(connection, Key, swarm.Id, ListenEndPoint?.Port ?? 0, hs.Token).ConfigureAwait(false);
+                if (Bans.IsBanned(peer.NodeId)) throw new WireProtocolException("peer is banned");
+                var session = new PeerSession(swarm, connection, peer, outbound: true);
+                connection = null; // the session owns it now
+                long before = session.BytesDownloaded;
+                await session.RunAsync(cancellationToken).ConfigureAwait(false);
+                errors[endPoint] = session.CloseReason ?? "disconnected";
+                if (session.BytesDownloaded > before) failures = 0; // it was useful: reconnect freely
+                else failures++;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is SocketException or IOException or TimeoutException or WireProtocolException or OperationCanceledException)
+            {
+                errors[endPoint] = e is OperationCanceledException ? "handshake timed out" : e.Message;
+                failures++;
+            }
+            finally
+            {
+                if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
+            }
+            if (failures >= Options.DialAttempts) return;
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(failures, 5))), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    internal bool TryReserveBuffer(int bytes)
+    {
+        if (Interlocked.Add(ref _bufferBytes, bytes) <= Options.MaxPieceBufferBytes) return true;
+        Interlocked.Add(ref _bufferBytes, -bytes);
+        return false;
+    }
+
+    internal void ForceReserveBuffer(int bytes) => Interlocked.Add(ref _bufferBytes, bytes);
+    internal void ReleaseBuffer(int bytes) => Interlocked.Add(ref _bufferBytes, -bytes);
+
+    private void Tick()
+    {
+        foreach (var swarm in _swarms.Values)
+        {
+            try { swarm.Tick(); }
+            catch (Exception e) { Logger.LogError(e, "housekeeping of {Id} failed", swarm.Id); }
+        }
+    }
+
+    private void Track(Task task)
+    {
+        lock (_background)
+        {
+            _background.RemoveAll(t => t.IsCompleted);
+            _background.Add(task);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested) return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _tick.DisposeAsync().ConfigureAwait(false);
+        _listener?.Dispose();
+        foreach (var swarm in _swarms.Values) await swarm.DisposeAsync().ConfigureAwait(false);
+        Task[] pending;
+        lock (_background) pending = [.. _background];
+        try { await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (Exception) { }
+        UploadLimiter?.Dispose();
+        DownloadLimiter?.Dispose();
+        _stop.Dispose();
+    }
+}
+
+/// <summary>No peer could serve the content (all unreachable, all failed, or the download stalled).</summary>
+public sealed class PeerUnavailableException : Exception
+{
+    public PeerUnavailableException(string message) : base(message) { }
+    public PeerUnavailableException() { }
+    public PeerUnavailableException(string message, Exception inner) : base(message, inner) { }
+}

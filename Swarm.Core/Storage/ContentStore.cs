@@ -1,0 +1,153 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using Swarm.Core.Content;
+using Swarm.Core.Identity;
+
+namespace Swarm.Core.Storage;
+
+/// <summary>
+/// The node's content store: <c>&lt;root&gt;/content/&lt;id hex&gt;/</c> holds each item's manifest, signature, data file and
+/// journal of verified pieces. Items are created under a temporary name and renamed into place, so a
+/// directory with a manifest is always a whole, valid entry.
+/// </summary>
+public sealed class ContentStore
+{
+    public ContentStore(string root)
+    {
+        Root = Path.GetFullPath(root);
+        ContentRoot = Path.Combine(Root, "content");
+        TempRoot = Path.Combine(Root, "tmp");
+        Directory.CreateDirectory(ContentRoot);
+        Directory.CreateDirectory(TempRoot);
+    }
+
+    public string Root { get; }
+    public string ContentRoot { get; }
+    public string TempRoot { get; }
+
+    private string EntryDirectory(ContentId id) => Path.Combine(ContentRoot, id.Hex);
+
+    /// <summary>Opens an entry if the store has its manifest; null otherwise. A damaged entry is reported, not trusted.</summary>
+    public StoredContent? TryOpen(ContentId id)
+    {
+        string dir = EntryDirectory(id);
+        string manifestPath = Path.Combine(dir, StoredContent.ManifestFile);
+        if (!File.Exists(manifestPath)) return null;
+        var manifest = Manifest.Decode(File.ReadAllBytes(manifestPath));
+        if (manifest.Id != id) throw new InvalidDataException($"store entry {dir} holds a manifest for another id; remove the directory");
+        byte[] signature = File.ReadAllBytes(Path.Combine(dir, StoredContent.SignatureFile));
+        return new StoredContent(dir, manifest, signature);
+    }
+
+    /// <summary>Opens the entry for a manifest received from a peer, creating it if needed. The signature must already be checked.</summary>
+    public StoredContent OpenOrCreate(Manifest manifest, byte[] signature)
+    {
+        var existing = TryOpen(manifest.Id);
+        if (existing != null) return existing;
+        string tmp = NewTempDirectory();
+        File.WriteAllBytes(Path.Combine(tmp, StoredContent.ManifestFile), manifest.Encoded);
+        File.WriteAllBytes(Path.Combine(tmp, StoredContent.SignatureFile), signature);
+        try
+        {
+            Directory.Move(tmp, EntryDirectory(manifest.Id));
+        }
+        catch (IOException) when (Directory.Exists(EntryDirectory(manifest.Id)))
+        {
+            Directory.Delete(tmp, recursive: true); // another process created it first
+        }
+        return TryOpen(manifest.Id) ?? throw new IOException($"could not create store entry for {manifest.Id} in {ContentRoot}");
+    }
+
+    /// <summary>
+    /// Ingests a local file: copies it into the store while hashing each piece, signs the manifest with the node key,
+    /// and returns the complete entry. Reports bytes processed through <paramref name="progress"/>.
+    /// </summary>
+    public async Task<StoredContent> IngestFileAsync(string sourcePath, NodeKey key, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        using var source = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        long length = source.Length;
+        var layout = PieceLayout.For(length);
+        string tmp = NewTempDirectory();
+        try
+        {
+            byte[] hashes = new byte[layout.PieceCount * Hash256.Size];
+            using (var data = File.OpenHandle(Path.Combine(tmp, StoredContent.DataFile), FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, length))
+            {
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(layout.PieceSize);
+                try
+                {
+                    for (int piece = 0; piece < layout.PieceCount; piece++)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        int pieceLength = layout.PieceLength(piece);
+                        var span = buffer.AsMemory(0, pieceLength);
+                        await source.ReadExactlyAsync(span, cancellationToken).ConfigureAwait(false);
+                        SHA256.HashData(span.Span, hashes.AsSpan(piece * Hash256.Size, Hash256.Size));
+                        RandomAccess.Write(data, span.Span, layout.PieceOffset(piece));
+                        progress?.Report(layout.PieceOffset(piece) + pieceLength);
+                    }
+                }
+                catch (EndOfStreamException e)
+                {
+                    throw new IOException($"{sourcePath} shrank while it was being read; seed it again once it stops changing", e);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+                RandomAccess.FlushToDisk(data);
+            }
+            var manifest = new Manifest(length, layout.PieceSize, hashes, key.PublicKey);
+            byte[] signature = key.Sign(manifest.SignedPayload());
+            File.WriteAllBytes(Path.Combine(tmp, StoredContent.ManifestFile), manifest.Encoded);
+            File.WriteAllBytes(Path.Combine(tmp, StoredContent.SignatureFile), signature);
+            using (var journal = new FileStream(Path.Combine(tmp, StoredContent.JournalFile), FileMode.CreateNew, FileAccess.Write))
+            {
+                byte[] records = new byte[layout.PieceCount * 4];
+                for (int i = 0; i < layout.PieceCount; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(records.AsSpan(i * 4), i);
+                journal.Write(records);
+                journal.Flush(flushToDisk: true);
+            }
+            return InstallIngested(tmp, manifest);
+        }
+        catch
+        {
+            TryDeleteDirectory(tmp);
+            throw;
+        }
+    }
+
+    private StoredContent InstallIngested(string tmp, Manifest manifest)
+    {
+        string target = EntryDirectory(manifest.Id);
+        if (Directory.Exists(target))
+        {
+            var existing = TryOpen(manifest.Id);
+            if (existing is { IsComplete: true })
+            {
+                TryDeleteDirectory(tmp);
+                return existing;
+            }
+            existing?.Dispose();
+            // A partial download of the same content: the fresh ingest is complete, so it replaces it.
+            string old = NewTempDirectory();
+            Directory.Delete(old);
+            Directory.Move(target, old);
+            TryDeleteDirectory(old);
+        }
+        Directory.Move(tmp, target);
+        return TryOpen(manifest.Id)!;
+    }
+
+    private string NewTempDirectory()
+    {
+        string dir = Path.Combine(TempRoot, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static void TryDeleteDirectory(string dir)
+    {
+        try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

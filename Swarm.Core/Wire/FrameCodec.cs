@@ -1,0 +1,53 @@
+using System.Buffers;
+using System.Buffers.Binary;
+
+namespace Swarm.Core.Wire;
+
+/// <summary>A parsed frame: its kind and body (MessagePack header, and for blocks the raw bytes after it). Valid until the reader advances.</summary>
+public readonly record struct Frame(MessageKind Kind, ReadOnlySequence<byte> Body);
+
+/// <summary>
+/// Framing: 4-byte big-endian length, then that many bytes: a kind byte and the body.
+/// </summary>
+public static class FrameCodec
+{
+    public const int PrefixLength = 5;
+
+    /// <summary>
+    /// Takes one whole frame off the front of <paramref name="buffer"/>. Returns false when more bytes are needed.
+    /// Throws <see cref="WireProtocolException"/> as soon as the prefix shows an unknown kind or a length over that kind's maximum,
+    /// so nothing of an oversized frame is ever buffered.
+    /// </summary>
+    public static bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out Frame frame)
+    {
+        frame = default;
+        if (buffer.Length < 4) return false;
+        Span<byte> prefix = stackalloc byte[PrefixLength];
+        int have = (int)Math.Min(PrefixLength, buffer.Length);
+        buffer.Slice(0, have).CopyTo(prefix);
+        uint length = BinaryPrimitives.ReadUInt32BigEndian(prefix);
+        if (length == 0)
+        {
+            frame = new Frame(MessageKind.KeepAlive, ReadOnlySequence<byte>.Empty);
+            buffer = buffer.Slice(4);
+            return true;
+        }
+        if (length > WireLimits.MaxFrameLength) throw new WireProtocolException($"frame length {length} exceeds the maximum {WireLimits.MaxFrameLength}");
+        if (have < PrefixLength) return false;
+        var kind = (MessageKind)prefix[4];
+        int max = WireLimits.MaxFrame(kind);
+        if (max == 0) throw new WireProtocolException($"unknown message kind {(byte)kind}");
+        if (length > max) throw new WireProtocolException($"{kind} frame of {length} bytes exceeds its maximum {max}");
+        if (buffer.Length < 4 + length) return false;
+        frame = new Frame(kind, buffer.Slice(PrefixLength, length - 1));
+        buffer = buffer.Slice(4 + length);
+        return true;
+    }
+
+    /// <summary>Writes a frame prefix for a body of <paramref name="bodyLength"/> bytes.</summary>
+    public static void WritePrefix(Span<byte> destination, MessageKind kind, int bodyLength)
+    {
+        BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)(bodyLength + 1));
+        destination[4] = (byte)kind;
+    }
+}

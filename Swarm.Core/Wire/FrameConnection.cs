@@ -1,0 +1,299 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using MessagePack;
+
+namespace Swarm.Core.Wire;
+
+/// <summary>
+/// One TCP connection speaking frames. Receiving: a PipeReader over the socket and a parse loop that handles every whole
+/// frame in the buffer, then <c>AdvanceTo(consumed, examined)</c>. Sending: writers serialise on a lock into a Pipe whose
+/// reader is a send loop into the socket; <c>FlushAsync</c> waits when the peer reads slower than we write (back-pressure).
+/// </summary>
+public sealed class FrameConnection : IAsyncDisposable
+{
+    private const int PauseWriterThreshold = 4 * 1024 * 1024;
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _input;
+    private readonly Pipe _output;
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly ArrayBufferWriter<byte> _scratch = new(256);
+    private readonly CancellationTokenSource _closed = new();
+    private readonly Task _sendLoop;
+    private int _disposed;
+
+    public FrameConnection(Socket socket)
+    {
+        _socket = socket;
+        _socket.NoDelay = true;
+        RemoteEndPoint = (IPEndPoint)socket.RemoteEndPoint!;
+        _stream = new NetworkStream(socket, ownsSocket: false);
+        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
+        _output = new Pipe(new PipeOptions(pauseWriterThreshold: PauseWriterThreshold, resumeWriterThreshold: PauseWriterThreshold / 2,
+            minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
+        _sendLoop = Task.Run(SendLoopAsync);
+        LastReceived = LastSent = Environment.TickCount64;
+    }
+
+    public IPEndPoint RemoteEndPoint { get; }
+    /// <summary>Cancelled when the connection closes for any reason.</summary>
+    public CancellationToken Closed => _closed.Token;
+    public long LastReceived { get; private set; }
+    public long LastSent { get; private set; }
+    public long BytesReceived { get; private set; }
+    public long BytesSent { get; private set; }
+
+    public static async Task<FrameConnection> ConnectAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await socket.ConnectAsync(endPoint, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new TimeoutException($"connecting to {endPoint} timed out after {timeout.TotalSeconds:0.#} s");
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new FrameConnection(socket);
+    }
+
+    /// <summary>Sends one message with a MessagePack header.</summary>
+    public async ValueTask SendAsync<T>(T message, CancellationToken cancellationToken = default) where T : IWireMessage<T>
+    {
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            WriteMessage(message);
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>Sends several messages of one type with one flush.</summary>
+    public async ValueTask SendManyAsync<T>(IReadOnlyList<T> messages, CancellationToken cancellationToken = default) where T : IWireMessage<T>
+    {
+        if (messages.Count == 0) return;
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            for (int i = 0; i < messages.Count; i++) WriteMessage(messages[i]);
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>Sends a message that has no body (have-all, choke, interested, ...), or a keep-alive.</summary>
+    public async ValueTask SendSignalAsync(MessageKind kind, CancellationToken cancellationToken = default)
+    {
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (kind == MessageKind.KeepAlive)
+            {
+                var span = _output.Writer.GetSpan(4);
+                span[..4].Clear();
+                _output.Writer.Advance(4);
+            }
+            else
+            {
+                var span = _output.Writer.GetSpan(FrameCodec.PrefixLength);
+                FrameCodec.WritePrefix(span, kind, 0);
+                _output.Writer.Advance(FrameCodec.PrefixLength);
+            }
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Sends a block: the header, then <paramref name="length"/> bytes that <paramref name="fill"/> writes straight into the
+    /// send buffer (for example a positional read from the data file), so block bytes are copied once.
+    /// </summary>
+    public async ValueTask SendBlockAsync<TState>(BlockHeader header, int length, TState state, Action<TState, Span<byte>> fill, CancellationToken cancellationToken = default)
+    {
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            WriteBlock(header, length, state, fill);
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private void WriteBlock<TState>(BlockHeader header, int length, TState state, Action<TState, Span<byte>> fill)
+    {
+        _scratch.ResetWrittenCount();
+        var w = new MessagePackWriter(_scratch);
+        header.Write(ref w);
+        w.Flush();
+        int headerLength = _scratch.WrittenCount;
+        int total = FrameCodec.PrefixLength + headerLength + length;
+        var span = _output.Writer.GetSpan(total);
+        FrameCodec.WritePrefix(span, MessageKind.Block, headerLength + length);
+        _scratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
+        fill(state, span.Slice(FrameCodec.PrefixLength + headerLength, length));
+        _output.Writer.Advance(total);
+    }
+
+    private void WriteMessage<T>(T message) where T : IWireMessage<T>
+    {
+        _scratch.ResetWrittenCount();
+        var w = new MessagePackWriter(_scratch);
+        message.Write(ref w);
+        w.Flush();
+        int bodyLength = _scratch.WrittenCount;
+        var span = _output.Writer.GetSpan(FrameCodec.PrefixLength + bodyLength);
+        FrameCodec.WritePrefix(span, T.Kind, bodyLength);
+        _scratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
+        _output.Writer.Advance(FrameCodec.PrefixLength + bodyLength);
+    }
+
+    private async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        var result = await _output.Writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (result.IsCompleted || result.IsCanceled) throw new IOException($"connection to {RemoteEndPoint} is closed");
+        LastSent = Environment.TickCount64;
+    }
+
+    private async Task SendLoopAsync()
+    {
+        var reader = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                foreach (var segment in buffer)
+                {
+                    int sent = 0;
+                    while (sent < segment.Length)
+                        sent += await _socket.SendAsync(segment[sent..], SocketFlags.None).ConfigureAwait(false);
+                }
+                BytesSent += buffer.Length;
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted || result.IsCanceled) break;
+            }
+            await reader.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+        {
+            await reader.CompleteAsync(e).ConfigureAwait(false);
+            Close();
+        }
+    }
+
+    /// <summary>
+    /// Reads frames until the peer closes, the token is cancelled, or a frame breaks the protocol
+    /// (<see cref="WireProtocolException"/>). The frame body is valid only during the handler call.
+    /// </summary>
+    public async Task ReceiveAsync(Func<Frame, ValueTask> handler, CancellationToken cancellationToken)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closed.Token);
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await _input.ReadAsync(linked.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_closed.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            var buffer = result.Buffer;
+            long before = buffer.Length;
+            try
+            {
+                while (FrameCodec.TryReadFrame(ref buffer, out var frame))
+                {
+                    LastReceived = Environment.TickCount64;
+                    await handler(frame).ConfigureAwait(false);
+                }
+                if (result.IsCompleted)
+                {
+                    if (!buffer.IsEmpty) throw new WireProtocolException($"connection closed in the middle of a frame ({buffer.Length} bytes left over)");
+                    return;
+                }
+            }
+            finally
+            {
+                BytesReceived += before - buffer.Length;
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+    }
+
+    /// <summary>Reads exactly one frame (handshake phase) and hands it to <paramref name="handler"/>.</summary>
+    public async Task<T> ReceiveOneAsync<T>(Func<Frame, T> handler, CancellationToken cancellationToken)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closed.Token);
+        while (true)
+        {
+            var result = await _input.ReadAsync(linked.Token).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            bool parsed = false;
+            try
+            {
+                if (FrameCodec.TryReadFrame(ref buffer, out var frame))
+                {
+                    parsed = true;
+                    LastReceived = Environment.TickCount64;
+                    return handler(frame);
+                }
+                if (result.IsCompleted) throw new WireProtocolException("connection closed during the handshake");
+            }
+            finally
+            {
+                // After taking a frame, leave the rest unexamined: the next frame may already be buffered.
+                if (parsed) _input.AdvanceTo(buffer.Start);
+                else _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+    }
+
+    /// <summary>Closes the socket now; pending sends and receives end.</summary>
+    public void Close()
+    {
+        if (_closed.IsCancellationRequested) return;
+        try { _closed.Cancel(); } catch (ObjectDisposedException) { }
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+        _socket.Close();
+        _output.Writer.CancelPendingFlush();
+        _output.Reader.CancelPendingRead();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Close();
+        try { await _sendLoop.ConfigureAwait(false); } catch (Exception) { }
+        await _input.CompleteAsync().ConfigureAwait(false);
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        _socket.Dispose();
+        _sendLock.Dispose();
+        _closed.Dispose();
+    }
+}

@@ -1,0 +1,42 @@
+namespace Swarm.Core.Wire;
+
+/// <summary>The kind byte that follows a frame's length prefix. A frame of length 0 is a keep-alive.</summary>
+public enum MessageKind : byte
+{
+    KeepAlive = 0,
+    Hello = 1,
+    HelloProof = 2,
+    Bitfield = 3,
+    HaveAll = 4,
+    HaveNone = 5,
+    Have = 6,
+    Interested = 7,
+    NotInterested = 8,
+    Choke = 9,
+    Unchoke = 10,
+    Request = 11,
+    Block = 12,
+    Reject = 13,
+    Cancel = 14,
+    HashesRequest = 15,
+    Hashes = 16,
+}
+
+/// <summary>Why a request was refused.</summary>
+public enum RejectReason
+{
+    NotAvailable = 1,
+    Choked = 2,
+    TooManyRequests = 3,
+    Invalid = 4,
+    Cancelled = 5,
+    ShuttingDown = 6,
+}
+
+/// <summary>A peer broke the wire protocol: the connection is closed, the node carries on.</summary>
+public sealed class WireProtocolException : Exception
+{
+    public WireProtocolException(string message) : base(message) { }
+    public WireProtocolException(string message, Exception inner) : base(message, inner) { }
+    public WireProtocolException() { }
+}
