@@ -577,11 +577,14 @@ public sealed class ContentSwarm : IAsyncDisposable
         public bool Received;
     }
 
+    /// <summary>Piece buffers are reused, not reallocated: a fresh 1-16 MiB array per piece costs page faults and GC work.</summary>
+    private static readonly ArrayPool<byte> BufferPool = ArrayPool<byte>.Create(PieceLayout.MaxPieceSize, 64);
+
     private sealed class PartialPiece(int index, int length, int blocks)
     {
         public int Index { get; } = index;
         public int Length { get; } = length;
-        public byte[] Buffer { get; } = ArrayPool<byte>.Shared.Rent(length);
+        public byte[] Buffer { get; } = BufferPool.Rent(length);
         public BlockSlot[] Blocks { get; } = new BlockSlot[blocks];
         public int ReceivedCount;
         public HashSet<PeerSession> Contributors { get; } = [];
@@ -590,7 +593,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         public void Return(SwarmEngine engine)
         {
             if (Interlocked.Exchange(ref _returned, 1) != 0) return;
-            ArrayPool<byte>.Shared.Return(Buffer);
+            BufferPool.Return(Buffer);
             engine.ReleaseBuffer(Length);
         }
     }

@@ -90,11 +90,6 @@ public sealed class StoredContent : IDisposable
             journal.Write(rec);
             journal.Flush();
             Verified.Set(piece);
-            if (Verified.IsComplete)
-            {
-                RandomAccess.FlushToDisk(handle);
-                journal.Flush(flushToDisk: true);
-            }
         }
         PieceVerified?.Invoke(piece);
         return true;
