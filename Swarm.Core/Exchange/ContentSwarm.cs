@@ -15,6 +15,7 @@ namespace Swarm.Core.Exchange;
 public sealed class ContentSwarm : IAsyncDisposable
 {
     private readonly Lock _sync = new();
+    private readonly Lock _manifestGate = new();
     private readonly List<PeerSession> _sessions = [];
     private readonly Dictionary<int, PartialPiece> _partials = [];
     private readonly HashSet<int> _verifying = [];
@@ -272,25 +273,23 @@ public sealed class ContentSwarm : IAsyncDisposable
             return;
         }
         StoredContent content;
-        try
-        {
-            content = Engine.Store.OpenOrCreate(manifest, hashes.Signature);
-            content.AcquireWriter();
-        }
-        catch (IOException e)
-        {
-            Fail(e);
-            return;
-        }
         List<(PeerSession, bool)> interest = [];
-        lock (_sync)
+        lock (_manifestGate) // several peers may answer at once: install the manifest once
         {
-            if (_content != null)
+            if (Content != null) return;
+            try
             {
-                content.Dispose();
+                content = Engine.Store.OpenOrCreate(manifest, hashes.Signature);
+                content.AcquireWriter();
+            }
+            catch (IOException e)
+            {
+                Fail(e);
                 return;
             }
-            SetContent(content);
+            lock (_sync)
+            {
+                SetContent(content);
             foreach (var s in _sessions)
             {
                 if (s.PendingBitfield != null || s.IsSeed || s.PendingHaves != null)
@@ -301,6 +300,7 @@ public sealed class ContentSwarm : IAsyncDisposable
                     s.PendingBitfield = null;
                 }
                 interest.Add((s, UpdateInterest(s)));
+            }
             }
         }
         Logger.LogInformation("manifest for {Id}: {Length} bytes in {Pieces} pieces of {PieceSize}", Id, manifest.Length, manifest.PieceCount, manifest.PieceSize);

@@ -157,8 +157,8 @@ public sealed class StoredContent : IDisposable
     private SafeFileHandle OpenData(bool writable)
     {
         string path = DataPath;
-        if (!writable) return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         bool existed = File.Exists(path);
+        if (!writable && existed) return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         SafeFileHandle handle;
         try
         {
