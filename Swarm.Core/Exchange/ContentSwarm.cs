@@ -133,10 +133,11 @@ public sealed class ContentSwarm : IAsyncDisposable
             }
             foreach (long key in session.Outstanding.Keys) ReleaseSlot(key, session);
             session.Outstanding.Clear();
+            foreach (var partial in _partials.Values) if (partial.ExclusiveOwner == session) partial.ExclusiveOwner = null;
             others = [.. _sessions];
         }
         Logger.LogDebug("peer {Peer} left {Id}: {Reason}", session, Id, session.CloseReason);
-        foreach (var s in others) s.PumpInBackground();
+        foreach (var s in others) Pump(s);
     }
 
     // ---- availability and interest ----
@@ -155,7 +156,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             ApplyAvailability(session, bits, seed);
             interested = UpdateInterest(session);
         }
-        if (interested) session.SendSignalInBackground(MessageKind.Interested);
+        if (interested) session.Connection.PostSignal(MessageKind.Interested);
     }
 
     /// <summary>Under the lock, with the layout known.</summary>
@@ -201,7 +202,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             AddHave(session, piece);
             interested = UpdateInterest(session);
         }
-        if (interested) session.SendSignalInBackground(MessageKind.Interested);
+        if (interested) session.Connection.PostSignal(MessageKind.Interested);
     }
 
     private void AddHave(PeerSession session, int piece)
@@ -307,15 +308,15 @@ public sealed class ContentSwarm : IAsyncDisposable
         if (content.IsComplete) _done.TrySetResult(content);
         foreach (var (s, interested) in interest)
         {
-            if (interested) s.SendSignalInBackground(MessageKind.Interested);
-            s.PumpInBackground();
+            if (interested) s.Connection.PostSignal(MessageKind.Interested);
+            Pump(s);
         }
     }
 
     // ---- requests and blocks ----
 
     /// <summary>Sends as many requests to the peer as its pipeline depth allows.</summary>
-    internal async ValueTask PumpAsync(PeerSession session)
+    internal void Pump(PeerSession session)
     {
         List<Request>? requests = null;
         lock (_sync)
@@ -326,7 +327,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             requests = [];
             PickBlocks(session, want, requests);
         }
-        if (requests.Count > 0) await session.Connection.SendManyAsync(requests).ConfigureAwait(false);
+        foreach (var r in requests) session.Connection.Post(r);
     }
 
     /// <summary>Under the lock: finish started pieces first, then start new ones (picker), then end game duplicates.</summary>
@@ -337,7 +338,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         long now = Environment.TickCount64;
         foreach (var partial in _partials.Values)
         {
-            if (!session.PeerHas(partial.Index)) continue;
+            if (!session.PeerHas(partial.Index) || !MayJoin(session, partial)) continue;
             RequestFree(session, partial, want, output, now);
             if (output.Count >= want) return;
         }
@@ -348,7 +349,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             int length = layout.PieceLength(piece);
             if (_partials.Count > 0 && !Engine.TryReserveBuffer(length)) return;
             if (_partials.Count == 0) Engine.ForceReserveBuffer(length);
-            var partial = new PartialPiece(piece, length, layout.BlockCount(piece));
+            var partial = new PartialPiece(piece, length, layout.BlockCount(piece)) { ExclusiveOwner = session.OnParole ? session : null };
             _partials.Add(piece, partial);
             RequestFree(session, partial, want, output, now);
         }
@@ -356,7 +357,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         // End game: every missing piece is in flight. Ask this peer too for blocks others have not delivered yet (two copies at most).
         foreach (var partial in _partials.Values)
         {
-            if (!session.PeerHas(partial.Index)) continue;
+            if (!session.PeerHas(partial.Index) || !MayJoin(session, partial)) continue;
             for (int b = 0; b < partial.Blocks.Length && output.Count < want; b++)
             {
                 ref var slot = ref partial.Blocks[b];
@@ -366,6 +367,13 @@ public sealed class ContentSwarm : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Parole (after a piece from several peers failed its hash and we cannot tell who lied): a peer on parole only gets
+    /// whole pieces of its own, and nobody joins those, so the next failure names the liar.
+    /// </summary>
+    private static bool MayJoin(PeerSession session, PartialPiece partial) =>
+        partial.ExclusiveOwner == session || (partial.ExclusiveOwner == null && !session.OnParole);
 
     private void RequestFree(PeerSession session, PartialPiece partial, int want, List<Request> output, long now)
     {
@@ -483,25 +491,38 @@ public sealed class ContentSwarm : IAsyncDisposable
             return;
         }
         List<PeerSession> sessions;
+        PeerSession? culprit = null;
         lock (_sync)
         {
             _verifying.Remove(piece.Index);
             sessions = [.. _sessions];
-            if (ok) Interlocked.Exchange(ref _lastProgress, Environment.TickCount64);
+            if (ok)
+            {
+                Interlocked.Exchange(ref _lastProgress, Environment.TickCount64);
+                if (piece.Contributors.Count == 1) piece.Contributors.First().OnParole = false;
+            }
+            else if (piece.Contributors.Count == 1)
+            {
+                culprit = piece.Contributors.First();
+            }
+            else
+            {
+                foreach (var suspect in piece.Contributors) suspect.OnParole = true;
+            }
         }
         piece.Return(Engine);
         if (ok)
         {
-            foreach (var s in sessions) s.SendInBackground(new Have(piece.Index));
+            foreach (var s in sessions) s.Connection.Post(new Have(piece.Index));
             if (content.IsComplete) Complete(content, sessions);
         }
         else
         {
             Interlocked.Increment(ref _hashFailures);
-            foreach (var bad in piece.Contributors)
-                BanAndClose(bad, $"sent piece {piece.Index}, which failed its SHA-256 check");
+            if (culprit != null) BanAndClose(culprit, $"sent piece {piece.Index}, which failed its SHA-256 check");
+            else Logger.LogWarning("piece {Piece} of {Id} from {Count} peers failed its SHA-256 check; they are on parole until one is caught", piece.Index, Id, piece.Contributors.Count);
         }
-        foreach (var s in sessions) s.PumpInBackground();
+        foreach (var s in sessions) Pump(s);
     }
 
     private void Complete(StoredContent content, List<PeerSession> sessions)
@@ -511,7 +532,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             IsDownloading = false;
             foreach (var s in sessions) s.AmInterested = false;
         }
-        foreach (var s in sessions) s.SendSignalInBackground(MessageKind.NotInterested);
+        foreach (var s in sessions) s.Connection.PostSignal(MessageKind.NotInterested);
         Logger.LogInformation("{Id} complete and verified", Id);
         _done.TrySetResult(content);
     }
@@ -547,8 +568,8 @@ public sealed class ContentSwarm : IAsyncDisposable
         foreach (var s in sessions)
         {
             if (now - s.Connection.LastReceived > opts.IdleTimeout.TotalMilliseconds) s.Close("idle timeout");
-            else if (now - s.Connection.LastSent > opts.KeepAliveInterval.TotalMilliseconds) s.SendSignalInBackground(MessageKind.KeepAlive);
-            s.PumpInBackground();
+            else if (now - s.Connection.LastSent > opts.KeepAliveInterval.TotalMilliseconds) s.Connection.PostSignal(MessageKind.KeepAlive);
+            Pump(s);
         }
     }
 
@@ -588,6 +609,8 @@ public sealed class ContentSwarm : IAsyncDisposable
         public BlockSlot[] Blocks { get; } = new BlockSlot[blocks];
         public int ReceivedCount;
         public HashSet<PeerSession> Contributors { get; } = [];
+        /// <summary>Set when a peer on parole started the piece: only it may fill it.</summary>
+        public PeerSession? ExclusiveOwner { get; set; }
         private int _returned;
 
         public void Return(SwarmEngine engine)

@@ -50,6 +50,8 @@ public sealed class PeerSession
     internal bool PeerInterested;
     internal bool AmChoking = true;
     internal bool AmInterested;
+    /// <summary>Contributed to a piece that failed its hash along with other peers: gets only whole pieces of its own.</summary>
+    internal bool OnParole;
     internal readonly Dictionary<long, long> Outstanding = [];
     internal int Depth = InitialDepth;
     internal double DownloadRate;
@@ -143,7 +145,7 @@ public sealed class PeerSession
                 break;
             case MessageKind.Interested:
                 ExpectEmpty(frame);
-                if (_swarm.OnInterested(this, true)) await Connection.SendSignalAsync(MessageKind.Unchoke).ConfigureAwait(false);
+                if (_swarm.OnInterested(this, true)) Connection.PostSignal(MessageKind.Unchoke);
                 return;
             case MessageKind.NotInterested:
                 ExpectEmpty(frame);
@@ -158,7 +160,7 @@ public sealed class PeerSession
                 _swarm.OnChoke(this, false);
                 break;
             case MessageKind.Request:
-                await OnRequestAsync(WireMessage.Decode<Request>(frame.Body)).ConfigureAwait(false);
+                OnRequest(WireMessage.Decode<Request>(frame.Body));
                 return;
             case MessageKind.Cancel:
                 var cancel = WireMessage.Decode<Cancel>(frame.Body);
@@ -169,7 +171,7 @@ public sealed class PeerSession
                 var payload = frame.Body.Slice(consumed);
                 if (_swarm.Engine.DownloadLimiter is { } limiter) await limiter.AcquireAsync((int)payload.Length).ConfigureAwait(false);
                 var cancels = _swarm.OnBlock(this, header, payload);
-                if (cancels != null) foreach (var (peer, c) in cancels) peer.SendInBackground(c);
+                if (cancels != null) foreach (var (peer, c) in cancels) peer.Connection.Post(c);
                 break;
             case MessageKind.Reject:
                 _swarm.OnReject(this, WireMessage.Decode<Reject>(frame.Body));
@@ -177,8 +179,8 @@ public sealed class PeerSession
             case MessageKind.HashesRequest:
                 ExpectEmpty(frame);
                 var content = _swarm.Content;
-                if (content == null) await Connection.SendAsync(new Reject(-1, 0, 0, RejectReason.NotAvailable)).ConfigureAwait(false);
-                else await Connection.SendAsync(new Hashes(content.Manifest.Encoded, content.Signature)).ConfigureAwait(false);
+                if (content == null) Connection.Post(new Reject(-1, 0, 0, RejectReason.NotAvailable));
+                else Connection.Post(new Hashes(content.Manifest.Encoded, content.Signature));
                 return;
             case MessageKind.Hashes:
                 _swarm.OnHashes(this, WireMessage.Decode<Hashes>(frame.Body));
@@ -189,7 +191,7 @@ public sealed class PeerSession
             default:
                 throw new WireProtocolException($"unexpected message kind {frame.Kind}");
         }
-        await _swarm.PumpAsync(this).ConfigureAwait(false);
+        _swarm.Pump(this);
     }
 
     private void FirstAvailability()
@@ -203,11 +205,11 @@ public sealed class PeerSession
         if (!frame.Body.IsEmpty) throw new WireProtocolException($"{frame.Kind} must have no body");
     }
 
-    private async ValueTask OnRequestAsync(Request request)
+    private void OnRequest(Request request)
     {
         var reason = _swarm.CheckRequest(this, request);
         if (reason == null && !_uploads.Writer.TryWrite(request)) reason = RejectReason.TooManyRequests;
-        if (reason != null) await Connection.SendAsync(new Reject(request.Piece, request.Offset, request.Length, reason.Value)).ConfigureAwait(false);
+        if (reason != null) Connection.Post(new Reject(request.Piece, request.Offset, request.Length, reason.Value));
     }
 
     private async Task UploadLoopAsync(CancellationToken cancellationToken)
@@ -220,7 +222,7 @@ public sealed class PeerSession
             content ??= _swarm.Content;
             if (cancelled || content == null)
             {
-                await Connection.SendAsync(new Reject(request.Piece, request.Offset, request.Length, cancelled ? RejectReason.Cancelled : RejectReason.NotAvailable), cancellationToken).ConfigureAwait(false);
+                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, cancelled ? RejectReason.Cancelled : RejectReason.NotAvailable));
                 continue;
             }
             if (_swarm.Engine.UploadLimiter is { } limiter) await limiter.AcquireAsync(request.Length, cancellationToken).ConfigureAwait(false);
@@ -236,18 +238,7 @@ public sealed class PeerSession
     /// <summary>Rejects every queued request (when choking the peer), so each still gets its one answer.</summary>
     internal void RejectQueued(RejectReason reason)
     {
-        while (_uploads.Reader.TryRead(out var r)) SendInBackground(new Reject(r.Piece, r.Offset, r.Length, reason));
-    }
-
-    internal void SendInBackground<T>(T message) where T : IWireMessage<T> => Observe(Connection.SendAsync(message).AsTask());
-    internal void SendSignalInBackground(MessageKind kind) => Observe(Connection.SendSignalAsync(kind).AsTask());
-    internal void PumpInBackground() => Observe(_swarm.PumpAsync(this).AsTask());
-
-    private void Observe(Task task)
-    {
-        if (task.IsCompletedSuccessfully) return;
-        task.ContinueWith(static (t, s) => ((PeerSession)s!).Close("send failed: " + t.Exception?.GetBaseException().Message),
-            this, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        while (_uploads.Reader.TryRead(out var r)) Connection.Post(new Reject(r.Piece, r.Offset, r.Length, reason));
     }
 
     public override string ToString() => $"{Address} ({Peer.NodeId.ToHex()[..12]})";

@@ -22,6 +22,13 @@ public sealed class FrameConnection : IAsyncDisposable
     private readonly ArrayBufferWriter<byte> _scratch = new(256);
     private readonly CancellationTokenSource _closed = new();
     private readonly Task _sendLoop;
+    private readonly Task _controlLoop;
+    private readonly Lock _controlLock = new();
+    private readonly SemaphoreSlim _controlSignal = new(0);
+    private readonly ArrayBufferWriter<byte> _controlScratch = new(256);
+    private ArrayBufferWriter<byte> _control = new(4096);
+    private ArrayBufferWriter<byte> _controlSpare = new(4096);
+    private bool _controlPending;
     private int _disposed;
 
     public FrameConnection(Socket socket)
@@ -34,6 +41,7 @@ public sealed class FrameConnection : IAsyncDisposable
         _output = new Pipe(new PipeOptions(pauseWriterThreshold: PauseWriterThreshold, resumeWriterThreshold: PauseWriterThreshold / 2,
             minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
         _sendLoop = Task.Run(SendLoopAsync);
+        _controlLoop = Task.Run(ControlLoopAsync);
         LastReceived = LastSent = Environment.TickCount64;
     }
 
@@ -67,6 +75,89 @@ public sealed class FrameConnection : IAsyncDisposable
         return new FrameConnection(socket);
     }
 
+    /// <summary>
+    /// Queues a control message (have, request, reject, choke, ...) without waiting: a separate loop writes queued messages
+    /// between blocks. The receive loop uses this, so it never waits on back-pressure; otherwise two peers uploading to each
+    /// other could each stop reading while waiting to write.
+    /// </summary>
+    public void Post<T>(T message) where T : IWireMessage<T>
+    {
+        if (_closed.IsCancellationRequested) return;
+        lock (_controlLock)
+        {
+            _controlScratch.ResetWrittenCount();
+            var w = new MessagePackWriter(_controlScratch);
+            message.Write(ref w);
+            w.Flush();
+            var span = _control.GetSpan(FrameCodec.PrefixLength + _controlScratch.WrittenCount);
+            FrameCodec.WritePrefix(span, T.Kind, _controlScratch.WrittenCount);
+            _controlScratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
+            _control.Advance(FrameCodec.PrefixLength + _controlScratch.WrittenCount);
+            SignalControl();
+        }
+    }
+
+    /// <summary>Queues a message without a body, or a keep-alive (<see cref="MessageKind.KeepAlive"/>).</summary>
+    public void PostSignal(MessageKind kind)
+    {
+        if (_closed.IsCancellationRequested) return;
+        lock (_controlLock)
+        {
+            if (kind == MessageKind.KeepAlive)
+            {
+                _control.GetSpan(4)[..4].Clear();
+                _control.Advance(4);
+            }
+            else
+            {
+                FrameCodec.WritePrefix(_control.GetSpan(FrameCodec.PrefixLength), kind, 0);
+                _control.Advance(FrameCodec.PrefixLength);
+            }
+            SignalControl();
+        }
+    }
+
+    private void SignalControl()
+    {
+        if (_controlPending) return;
+        _controlPending = true;
+        _controlSignal.Release();
+    }
+
+    private async Task ControlLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await _controlSignal.WaitAsync(_closed.Token).ConfigureAwait(false);
+                ArrayBufferWriter<byte> batch;
+                lock (_controlLock)
+                {
+                    batch = _control;
+                    _control = _controlSpare;
+                    _controlSpare = batch;
+                    _controlPending = false;
+                }
+                await _sendLock.WaitAsync(_closed.Token).ConfigureAwait(false);
+                try
+                {
+                    _output.Writer.Write(batch.WrittenSpan);
+                    await FlushAsync(_closed.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _sendLock.Release();
+                }
+                batch.ResetWrittenCount();
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            Close();
+        }
+    }
+
     /// <summary>Sends one message with a MessagePack header.</summary>
     public async ValueTask SendAsync<T>(T message, CancellationToken cancellationToken = default) where T : IWireMessage<T>
     {
@@ -74,22 +165,6 @@ public sealed class FrameConnection : IAsyncDisposable
         try
         {
             WriteMessage(message);
-            await FlushAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-    }
-
-    /// <summary>Sends several messages of one type with one flush.</summary>
-    public async ValueTask SendManyAsync<T>(IReadOnlyList<T> messages, CancellationToken cancellationToken = default) where T : IWireMessage<T>
-    {
-        if (messages.Count == 0) return;
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            for (int i = 0; i < messages.Count; i++) WriteMessage(messages[i]);
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -290,10 +365,12 @@ public sealed class FrameConnection : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Close();
         try { await _sendLoop.ConfigureAwait(false); } catch (Exception) { }
+        try { await _controlLoop.ConfigureAwait(false); } catch (Exception) { }
         await _input.CompleteAsync().ConfigureAwait(false);
         await _stream.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
         _sendLock.Dispose();
+        _controlSignal.Dispose();
         _closed.Dispose();
     }
 }
