@@ -347,8 +347,11 @@ public sealed class ContentSwarm : IAsyncDisposable
             int piece = _picker!.Pick(session.PeerHas, i => !verified[i] && !_partials.ContainsKey(i) && !_verifying.Contains(i), verified.Count);
             if (piece < 0) break;
             int length = layout.PieceLength(piece);
-            if (_partials.Count > 0 && !Engine.TryReserveBuffer(length)) return;
-            if (_partials.Count == 0) Engine.ForceReserveBuffer(length);
+            // Memory for assembling pieces is bounded across all downloads; a swarm holding no buffer at all may always
+            // start one piece, so no download starves.
+            bool holdsNone = _partials.Count == 0 && _verifying.Count == 0;
+            if (holdsNone) Engine.ForceReserveBuffer(length);
+            else if (!Engine.TryReserveBuffer(length)) return;
             var partial = new PartialPiece(piece, length, layout.BlockCount(piece)) { ExclusiveOwner = session.OnParole ? session : null };
             _partials.Add(piece, partial);
             RequestFree(session, partial, want, output, now);
