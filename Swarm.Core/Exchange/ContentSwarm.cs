@@ -26,6 +26,8 @@ public sealed class ContentSwarm : IAsyncDisposable
     private Channel<PartialPiece>? _verifyQueue;
     private Task[] _verifiers = [];
     private long _lastProgress = Environment.TickCount64;
+    private readonly Choker<PeerSession> _choker;
+    private long _lastChoke;
     private long _bytesFromPeers, _bytesUploaded, _bytesWasted;
     private int _hashFailures;
 
@@ -33,6 +35,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     {
         Engine = engine;
         Id = id;
+        _choker = new Choker<PeerSession>(engine.Options.UploadSlots, engine.Options.OptimisticSlots, engine.Options.OptimisticInterval);
         if (content != null) SetContent(content);
     }
 
@@ -230,8 +233,8 @@ public sealed class ContentSwarm : IAsyncDisposable
         lock (_sync)
         {
             session.PeerInterested = interested;
-            // Without a choker every interested peer is served; the choker (tit-for-tat) replaces this.
-            if (interested && session.AmChoking)
+            // A free slot is given at once; otherwise the peer waits for the next choker round.
+            if (interested && session.AmChoking && _sessions.Count(s => !s.AmChoking && s.PeerInterested) < _choker.Slots)
             {
                 session.AmChoking = false;
                 return true;
@@ -243,6 +246,38 @@ public sealed class ContentSwarm : IAsyncDisposable
     internal void OnChoke(PeerSession session, bool choking)
     {
         lock (_sync) session.PeerChoking = choking;
+    }
+
+    internal bool IsChoking(PeerSession session)
+    {
+        lock (_sync) return session.AmChoking;
+    }
+
+    /// <summary>
+    /// A choker round: while downloading, reward the peers that upload to us fastest (tit for tat); when complete, serve
+    /// the peers that have had the least from us (round robin), so every peer gets served.
+    /// </summary>
+    private void RunChoker(long now)
+    {
+        List<(PeerSession Peer, bool Unchoke)> changes = [];
+        lock (_sync)
+        {
+            bool seeding = _content is { IsComplete: true };
+            var interested = _sessions.Where(s => s.PeerInterested).ToList();
+            var chosen = _choker.Decide(interested, seeding ? s => -(double)s.BytesUploaded : s => s.DownloadRate, now);
+            foreach (var s in _sessions)
+            {
+                bool unchoke = chosen.Contains(s);
+                if (unchoke == !s.AmChoking) continue;
+                s.AmChoking = !unchoke;
+                changes.Add((s, unchoke));
+            }
+        }
+        foreach (var (peer, unchoke) in changes)
+        {
+            peer.Connection.PostSignal(unchoke ? MessageKind.Unchoke : MessageKind.Choke);
+            if (!unchoke) peer.RejectQueued(RejectReason.Choked);
+        }
     }
 
     internal RejectReason? CheckRequest(PeerSession session, Request request)
@@ -553,6 +588,11 @@ public sealed class ContentSwarm : IAsyncDisposable
     {
         long now = Environment.TickCount64;
         var opts = Engine.Options;
+        if (now - _lastChoke >= opts.ChokeInterval.TotalMilliseconds)
+        {
+            _lastChoke = now;
+            RunChoker(now);
+        }
         List<PeerSession> sessions;
         lock (_sync)
         {

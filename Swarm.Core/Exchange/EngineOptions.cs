@@ -21,6 +21,13 @@ public sealed record EngineOptions
     /// <summary>Connection attempts per peer address before a download gives up on it.</summary>
     public int DialAttempts { get; init; } = 3;
     public int MaxPeersPerContent { get; init; } = 30;
+    /// <summary>Peers uploaded to at once by rank (tit for tat), besides the optimistic slot.</summary>
+    public int UploadSlots { get; init; } = 4;
+    public int OptimisticSlots { get; init; } = 1;
+    /// <summary>How often the choker re-ranks peers.</summary>
+    public TimeSpan ChokeInterval { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>How often the optimistic slot moves to another peer.</summary>
+    public TimeSpan OptimisticInterval { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Memory for pieces being assembled and verified, across all downloads.</summary>
     public long MaxPieceBufferBytes { get; init; } = 64L * 1024 * 1024;
 }

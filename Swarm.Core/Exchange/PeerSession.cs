@@ -20,7 +20,7 @@ public sealed class PeerSession
     private static readonly double QueueSeconds = 0.5;
 
     private readonly ContentSwarm _swarm;
-    private readonly Channel<Request> _uploads = Channel.CreateBounded<Request>(new BoundedChannelOptions(WireLimits.MaxQueuedRequests) { SingleReader = true, SingleWriter = true });
+    private readonly Channel<Request> _uploads = Channel.CreateBounded<Request>(new BoundedChannelOptions(WireLimits.MaxQueuedRequests) { SingleReader = false, SingleWriter = true });
     private readonly HashSet<long> _cancelled = [];
     private bool _availabilityReceived;
     private long _windowBytes;
@@ -220,6 +220,11 @@ public sealed class PeerSession
             bool cancelled;
             lock (_cancelled) cancelled = _cancelled.Remove(BlockKey(request.Piece, request.Offset));
             content ??= _swarm.Content;
+            if (!cancelled && content != null && _swarm.IsChoking(this))
+            {
+                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.Choked));
+                continue;
+            }
             if (cancelled || content == null)
             {
                 Connection.Post(new Reject(request.Piece, request.Offset, request.Length, cancelled ? RejectReason.Cancelled : RejectReason.NotAvailable));
