@@ -85,8 +85,8 @@ public sealed class Manifest
             int pieceSize = r.ReadInt32();
             byte[] key = ReadBytes(ref r, MaxPublicKeyLength);
             if (!PieceLayout.IsValidPieceSize(pieceSize) || length < 0) throw new InvalidDataException("manifest: bad length or piece size");
-            long pieces = (length + pieceSize - 1) / pieceSize;
-            byte[] hashes = ReadBytes(ref r, (int)Math.Min(int.MaxValue, pieces * Hash256.Size));
+            var layout = new PieceLayout(length, pieceSize);
+            byte[] hashes = ReadBytes(ref r, (int)Math.Min(int.MaxValue, (long)layout.PieceCount * Hash256.Size));
             if (!r.End) throw new InvalidDataException("manifest: trailing bytes");
             var manifest = new Manifest(length, pieceSize, hashes, key);
             return manifest;
@@ -98,6 +98,10 @@ public sealed class Manifest
         catch (EndOfStreamException e)
         {
             throw new InvalidDataException("manifest is truncated", e);
+        }
+        catch (Exception e) when (e is OverflowException or ArgumentException)
+        {
+            throw new InvalidDataException("manifest has an out-of-range field: " + e.Message, e);
         }
     }
 

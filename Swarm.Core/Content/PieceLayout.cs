@@ -13,7 +13,7 @@ public sealed class PieceLayout
     {
         if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), "content length cannot be negative");
         if (!IsValidPieceSize(pieceSize)) throw new ArgumentOutOfRangeException(nameof(pieceSize), $"piece size {pieceSize} is not a power of two between {MinPieceSize} and {MaxPieceSize}");
-        long count = (length + pieceSize - 1) / pieceSize;
+        long count = length / pieceSize + (length % pieceSize != 0 ? 1 : 0);
         if (count > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(length), "content too large");
         Length = length;
         PieceSize = pieceSize;
@@ -50,8 +50,8 @@ public sealed class PieceLayout
     public int BlockLength(int piece, int block)
     {
         int pieceLength = PieceLength(piece);
-        int offset = block * BlockSize;
-        return Math.Min(BlockSize, pieceLength - offset);
+        if (block < 0 || block >= (pieceLength + BlockSize - 1) / BlockSize) throw new ArgumentOutOfRangeException(nameof(block));
+        return Math.Min(BlockSize, pieceLength - block * BlockSize);
     }
 
     /// <summary>True when (piece, offset, length) names exactly one whole block of this content.</summary>

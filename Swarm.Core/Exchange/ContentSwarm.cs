@@ -410,8 +410,18 @@ public sealed class ContentSwarm : IAsyncDisposable
     /// Parole (after a piece from several peers failed its hash and we cannot tell who lied): a peer on parole only gets
     /// whole pieces of its own, and nobody joins those, so the next failure names the liar.
     /// </summary>
-    private static bool MayJoin(PeerSession session, PartialPiece partial) =>
-        partial.ExclusiveOwner == session || (partial.ExclusiveOwner == null && !session.OnParole);
+    private bool MayJoin(PeerSession session, PartialPiece partial)
+    {
+        if (partial.ExclusiveOwner == session) return true;
+        if (partial.ExclusiveOwner != null) return false;
+        if (!session.OnParole) return true;
+        // A peer on parole may take over a piece that no other connected peer is working on.
+        foreach (var c in partial.Contributors) if (c != session && _sessions.Contains(c)) return false;
+        foreach (var slot in partial.Blocks)
+            if ((slot.First != null && slot.First != session) || (slot.Second != null && slot.Second != session)) return false;
+        partial.ExclusiveOwner = session;
+        return true;
+    }
 
     private void RequestFree(PeerSession session, PartialPiece partial, int want, List<Request> output, long now)
     {
@@ -471,6 +481,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             }
             payload.CopyTo(partial.Buffer.AsSpan(header.Offset, length));
             slot.Received = true;
+            slot.From = session;
             partial.ReceivedCount++;
             partial.Contributors.Add(session);
             var other = slot.First == session ? slot.Second : slot.First;
@@ -577,6 +588,23 @@ public sealed class ContentSwarm : IAsyncDisposable
 
     private void BanAndClose(PeerSession session, string reason)
     {
+        lock (_sync)
+        {
+            // Nothing a liar sent stays in a piece being assembled.
+            foreach (var partial in _partials.Values)
+            {
+                if (!partial.Contributors.Remove(session)) continue;
+                for (int b = 0; b < partial.Blocks.Length; b++)
+                {
+                    ref var slot = ref partial.Blocks[b];
+                    if (slot.Received && slot.From == session)
+                    {
+                        slot = default;
+                        partial.ReceivedCount--;
+                    }
+                }
+            }
+        }
         Engine.Bans.Ban(session.Peer.NodeId, session.Address, Engine.Options.BanDuration);
         Logger.LogWarning("banned peer {Peer}: {Reason}", session, reason);
         session.Close("banned: " + reason);
@@ -638,6 +666,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     {
         public PeerSession? First;
         public PeerSession? Second;
+        public PeerSession? From;
         public bool Received;
     }
 

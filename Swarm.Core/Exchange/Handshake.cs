@@ -19,10 +19,10 @@ public static class Handshake
     {
         byte[] nonce = RandomNumberGenerator.GetBytes(Hello.NonceLength);
         await connection.SendAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, nonce, content.Value, listenPort), cancellationToken).ConfigureAwait(false);
-        var hello = await connection.ReceiveOneAsync(Expect<Hello>, cancellationToken).ConfigureAwait(false);
+        var hello = await connection.ReceiveOneAsync(Expect<Hello>, cancellationToken, MessageKind.Hello).ConfigureAwait(false);
         Validate(hello, key);
         if (hello.ContentId != content.Value) throw new WireProtocolException("peer answered for other content");
-        var proof = await connection.ReceiveOneAsync(Expect<HelloProof>, cancellationToken).ConfigureAwait(false);
+        var proof = await connection.ReceiveOneAsync(Expect<HelloProof>, cancellationToken, MessageKind.HelloProof).ConfigureAwait(false);
         if (!EcdsaSignature.Verify(hello.PublicKey, Payload(nonce, hello.Nonce, content.Value, hello.NodeId), proof.Signature))
             throw new WireProtocolException("peer's handshake signature is invalid");
         await connection.SendAsync(new HelloProof(key.Sign(Payload(hello.Nonce, nonce, content.Value, key.NodeId))), cancellationToken).ConfigureAwait(false);
@@ -31,14 +31,14 @@ public static class Handshake
 
     public static async Task<(PeerIdentity Peer, ContentId Content)> AcceptAsync(FrameConnection connection, NodeKey key, Func<ContentId, bool> serves, int listenPort, CancellationToken cancellationToken)
     {
-        var hello = await connection.ReceiveOneAsync(Expect<Hello>, cancellationToken).ConfigureAwait(false);
+        var hello = await connection.ReceiveOneAsync(Expect<Hello>, cancellationToken, MessageKind.Hello).ConfigureAwait(false);
         Validate(hello, key);
         var content = new ContentId(hello.ContentId);
         if (!serves(content)) throw new WireProtocolException($"peer asked for {content}, which this node does not serve");
         byte[] nonce = RandomNumberGenerator.GetBytes(Hello.NonceLength);
         await connection.SendAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, nonce, content.Value, listenPort), cancellationToken).ConfigureAwait(false);
         await connection.SendAsync(new HelloProof(key.Sign(Payload(hello.Nonce, nonce, content.Value, key.NodeId))), cancellationToken).ConfigureAwait(false);
-        var proof = await connection.ReceiveOneAsync(Expect<HelloProof>, cancellationToken).ConfigureAwait(false);
+        var proof = await connection.ReceiveOneAsync(Expect<HelloProof>, cancellationToken, MessageKind.HelloProof).ConfigureAwait(false);
         if (!EcdsaSignature.Verify(hello.PublicKey, Payload(nonce, hello.Nonce, content.Value, hello.NodeId), proof.Signature))
             throw new WireProtocolException("peer's handshake signature is invalid");
         return (new PeerIdentity(hello.NodeId, hello.PublicKey, hello.ListenPort), content);

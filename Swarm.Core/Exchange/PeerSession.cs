@@ -2,6 +2,7 @@ using System.Net;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Swarm.Core.Content;
+using Swarm.Core.Storage;
 using Swarm.Core.Wire;
 
 namespace Swarm.Core.Exchange;
@@ -164,7 +165,13 @@ public sealed class PeerSession
                 return;
             case MessageKind.Cancel:
                 var cancel = WireMessage.Decode<Cancel>(frame.Body);
-                lock (_cancelled) _cancelled.Add(BlockKey(cancel.Piece, cancel.Offset));
+                lock (_cancelled)
+                {
+                    // Cancels that arrive after the block went out would pile up; past this bound, forgetting them only
+                    // means sending a block the peer no longer wants.
+                    if (_cancelled.Count >= WireLimits.MaxQueuedRequests * 2) _cancelled.Clear();
+                    _cancelled.Add(BlockKey(cancel.Piece, cancel.Offset));
+                }
                 return;
             case MessageKind.Block:
                 var header = WireMessage.DecodeHeader<BlockHeader>(frame.Body, out long consumed);
@@ -207,6 +214,7 @@ public sealed class PeerSession
 
     private void OnRequest(Request request)
     {
+        lock (_cancelled) _cancelled.Remove(BlockKey(request.Piece, request.Offset)); // a new request outlives an old cancel
         var reason = _swarm.CheckRequest(this, request);
         if (reason == null && !_uploads.Writer.TryWrite(request)) reason = RejectReason.TooManyRequests;
         if (reason != null) Connection.Post(new Reject(request.Piece, request.Offset, request.Length, reason.Value));
@@ -232,8 +240,17 @@ public sealed class PeerSession
             }
             if (_swarm.Engine.UploadLimiter is { } limiter) await limiter.AcquireAsync(request.Length, cancellationToken).ConfigureAwait(false);
             long offset = content.Layout.PieceOffset(request.Piece) + request.Offset;
-            await Connection.SendBlockAsync(new BlockHeader(request.Piece, request.Offset), request.Length, (content, offset),
-                static (s, span) => s.content.Read(s.offset, span), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await Connection.SendBlockAsync(new BlockHeader(request.Piece, request.Offset), request.Length, (content, offset),
+                    static (s, span) => s.content.Read(s.offset, span), cancellationToken).ConfigureAwait(false);
+            }
+            catch (ContentModifiedException e)
+            {
+                _swarm.Logger.LogError("{Message}", e.Message);
+                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.NotAvailable));
+                continue;
+            }
             BytesUploaded += request.Length;
             Interlocked.Add(ref UploadWindowBytes, request.Length);
             _swarm.RecordUpload(request.Length);

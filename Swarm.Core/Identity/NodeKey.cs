@@ -32,6 +32,7 @@ public sealed class NodeKey : IDisposable
             try
             {
                 ecdsa.ImportPkcs8PrivateKey(File.ReadAllBytes(path), out _);
+                if (ecdsa.KeySize != 256) throw new CryptographicException($"it is a {ecdsa.KeySize}-bit key, not ECDSA P-256");
             }
             catch (CryptographicException e)
             {

@@ -108,6 +108,8 @@ public sealed class ContentStore
                 journal.Write(records);
                 journal.Flush(flushToDisk: true);
             }
+            var info = new FileInfo(Path.Combine(tmp, StoredContent.DataFile));
+            File.WriteAllText(Path.Combine(tmp, StoredContent.StampFile), $"{info.Length} {info.LastWriteTimeUtc.Ticks}");
             return InstallIngested(tmp, manifest);
         }
         catch

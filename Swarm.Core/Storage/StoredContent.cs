@@ -16,6 +16,7 @@ public sealed class StoredContent : IDisposable
     internal const string DataFile = "data";
     internal const string JournalFile = "pieces";
     internal const string LockFile = "lock";
+    internal const string StampFile = "stamp";
 
     private readonly Lock _journalLock = new();
     private SafeFileHandle? _data;
@@ -30,7 +31,9 @@ public sealed class StoredContent : IDisposable
         Signature = signature;
         Verified = new Bitfield(manifest.PieceCount);
         LoadJournal();
+        if (Verified.IsComplete && !StampMatches()) Reverify();
         _data = OpenData(writable: !Verified.IsComplete);
+        if (Verified.IsComplete && !File.Exists(Path.Combine(directory, StampFile))) WriteStamp();
     }
 
     public string Directory { get; }
@@ -38,7 +41,7 @@ public sealed class StoredContent : IDisposable
     public byte[] Signature { get; }
     public ContentId Id => Manifest.Id;
     public PieceLayout Layout => Manifest.Layout;
-    public Bitfield Verified { get; }
+    public Bitfield Verified { get; private set; }
     public bool IsComplete => Verified.IsComplete;
     public string DataPath => Path.Combine(Directory, DataFile);
 
@@ -90,6 +93,7 @@ public sealed class StoredContent : IDisposable
             journal.Write(rec);
             journal.Flush();
             Verified.Set(piece);
+            if (Verified.IsComplete) WriteStamp();
         }
         PieceVerified?.Invoke(piece);
         return true;
@@ -99,6 +103,8 @@ public sealed class StoredContent : IDisposable
     public int Read(long offset, Span<byte> destination)
     {
         var handle = _data ?? throw new ObjectDisposedException(nameof(StoredContent));
+        if (_stamp is { } stamp && File.GetLastWriteTimeUtc(handle).Ticks != stamp)
+            throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); it is no longer served. Run 'swarm get' again to repair it.");
         int total = 0;
         while (total < destination.Length)
         {
@@ -116,6 +122,8 @@ public sealed class StoredContent : IDisposable
     public void Export(string outputPath)
     {
         if (!IsComplete) throw new InvalidOperationException($"{Id} is not complete ({Verified.Count}/{Layout.PieceCount} pieces verified)");
+        if (!StampMatches())
+            throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); run 'swarm get' again to repair it [{DescribeStamp()}]");
         string full = Path.GetFullPath(outputPath);
         string dir = Path.GetDirectoryName(full)!;
         System.IO.Directory.CreateDirectory(dir);
@@ -125,12 +133,92 @@ public sealed class StoredContent : IDisposable
             if (!NativeFile.TryHardLink(DataPath, tmp))
                 File.Copy(DataPath, tmp, overwrite: false);
             File.Move(tmp, full, overwrite: true);
+            // rename() between two links of one inode (the output already was this content) does nothing: drop the temp link.
+            if (File.Exists(tmp)) File.Delete(tmp);
         }
         catch
         {
             try { File.Delete(tmp); } catch (IOException) { }
             throw;
         }
+    }
+
+    private long? _stamp;
+
+    /// <summary>
+    /// Exported files are hard links to the data file, so writing one in place changes the store. The data file's
+    /// modification time, recorded when the content became complete, tells whether that happened.
+    /// </summary>
+    private bool StampMatches()
+    {
+        string path = Path.Combine(Directory, StampFile);
+        if (!File.Exists(path) || !File.Exists(DataPath)) return false;
+        var parts = File.ReadAllText(path).Split(' ');
+        if (parts.Length != 2 || !long.TryParse(parts[0], out long length) || !long.TryParse(parts[1], out long ticks)) return false;
+        var info = new FileInfo(DataPath);
+        if (info.Length != length || info.LastWriteTimeUtc.Ticks != ticks) return false;
+        _stamp = ticks;
+        return true;
+    }
+
+    private string DescribeStamp()
+    {
+        string path = Path.Combine(Directory, StampFile);
+        var info = new FileInfo(DataPath);
+        return $"stamp {(File.Exists(path) ? File.ReadAllText(path) : "missing")}, data {info.Length} {info.LastWriteTimeUtc.Ticks}";
+    }
+
+    private void WriteStamp()
+    {
+        var info = new FileInfo(DataPath);
+        _stamp = info.LastWriteTimeUtc.Ticks;
+        string path = Path.Combine(Directory, StampFile);
+        File.WriteAllText(path + ".tmp", $"{info.Length} {_stamp}");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>Re-hashes every journalled piece and keeps only those that still match (after an outside modification).</summary>
+    private void Reverify()
+    {
+        var good = new Bitfield(Manifest.PieceCount);
+        if (File.Exists(DataPath))
+        {
+            using var handle = File.OpenHandle(DataPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            long fileLength = RandomAccess.GetLength(handle);
+            byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Layout.PieceSize);
+            try
+            {
+                for (int i = 0; i < Layout.PieceCount; i++)
+                {
+                    int length = Layout.PieceLength(i);
+                    if (!Verified[i] || Layout.PieceOffset(i) + length > fileLength) continue;
+                    int n = RandomAccess.Read(handle, buffer.AsSpan(0, length), Layout.PieceOffset(i));
+                    if (n == length && Manifest.VerifyPiece(i, buffer.AsSpan(0, length))) good.Set(i);
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+            if (fileLength != Layout.Length)
+            {
+                using var rw = File.OpenHandle(DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+                RandomAccess.SetLength(rw, Layout.Length);
+            }
+        }
+        var records = new byte[good.Count * 4];
+        int at = 0;
+        for (int i = 0; i < good.Length; i++)
+        {
+            if (!good[i]) continue;
+            BinaryPrimitives.WriteInt32LittleEndian(records.AsSpan(at), i);
+            at += 4;
+        }
+        string journal = Path.Combine(Directory, JournalFile);
+        File.WriteAllBytes(journal + ".tmp", records);
+        File.Move(journal + ".tmp", journal, overwrite: true);
+        File.Delete(Path.Combine(Directory, StampFile));
+        Verified = good;
     }
 
     private void LoadJournal()
@@ -187,4 +275,12 @@ public sealed class StoredContent : IDisposable
         _writerLock?.Dispose();
         _writerLock = null;
     }
+}
+
+/// <summary>The store's data for a content no longer matches what was verified (it was written through an exported hard link).</summary>
+public sealed class ContentModifiedException : IOException
+{
+    public ContentModifiedException(string message) : base(message) { }
+    public ContentModifiedException() { }
+    public ContentModifiedException(string message, Exception inner) : base(message, inner) { }
 }

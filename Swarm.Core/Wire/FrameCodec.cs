@@ -18,7 +18,10 @@ public static class FrameCodec
     /// Throws <see cref="WireProtocolException"/> as soon as the prefix shows an unknown kind or a length over that kind's maximum,
     /// so nothing of an oversized frame is ever buffered.
     /// </summary>
-    public static bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out Frame frame)
+    public static bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out Frame frame) => TryReadFrame(ref buffer, out frame, null);
+
+    /// <summary>As above; with <paramref name="only"/> set, any other kind is refused from the prefix (handshake phase).</summary>
+    public static bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out Frame frame, MessageKind? only)
     {
         frame = default;
         if (buffer.Length < 4) return false;
@@ -37,6 +40,7 @@ public static class FrameCodec
         var kind = (MessageKind)prefix[4];
         int max = WireLimits.MaxFrame(kind);
         if (max == 0) throw new WireProtocolException($"unknown message kind {(byte)kind}");
+        if (only != null && kind != only) throw new WireProtocolException($"expected {only}, got {kind}");
         if (length > max) throw new WireProtocolException($"{kind} frame of {length} bytes exceeds its maximum {max}");
         if (buffer.Length < 4 + length) return false;
         frame = new Frame(kind, buffer.Slice(PrefixLength, length - 1));

@@ -121,7 +121,14 @@ public sealed class FrameConnection : IAsyncDisposable
     {
         if (_controlPending) return;
         _controlPending = true;
-        _controlSignal.Release();
+        try
+        {
+            _controlSignal.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closed meanwhile: the message has nowhere to go.
+        }
     }
 
     private async Task ControlLoopAsync()
@@ -322,7 +329,7 @@ public sealed class FrameConnection : IAsyncDisposable
     }
 
     /// <summary>Reads exactly one frame (handshake phase) and hands it to <paramref name="handler"/>.</summary>
-    public async Task<T> ReceiveOneAsync<T>(Func<Frame, T> handler, CancellationToken cancellationToken)
+    public async Task<T> ReceiveOneAsync<T>(Func<Frame, T> handler, CancellationToken cancellationToken, MessageKind? only = null)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closed.Token);
         while (true)
@@ -332,7 +339,7 @@ public sealed class FrameConnection : IAsyncDisposable
             bool parsed = false;
             try
             {
-                if (FrameCodec.TryReadFrame(ref buffer, out var frame))
+                if (FrameCodec.TryReadFrame(ref buffer, out var frame, only))
                 {
                     parsed = true;
                     LastReceived = Environment.TickCount64;
@@ -363,6 +370,13 @@ public sealed class FrameConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (!_closed.IsCancellationRequested)
+        {
+            // Graceful: let what was already written reach the socket (bounded), then close.
+            await _sendLock.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            await _output.Writer.CompleteAsync().ConfigureAwait(false);
+            try { await _sendLoop.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
+        }
         Close();
         try { await _sendLoop.ConfigureAwait(false); } catch (Exception) { }
         try { await _controlLoop.ConfigureAwait(false); } catch (Exception) { }

@@ -133,6 +133,9 @@ public class TransferTests
         var data = File.ReadAllBytes(Path.Combine(to, "data"));
         for (int i = 0; i < data.Length; i++) data[i] ^= 0x5A;
         await File.WriteAllBytesAsync(Path.Combine(to, "data"), data, Ct);
+        // A lying node does not care that its data changed: make its store believe the bytes are the verified ones.
+        var info = new FileInfo(Path.Combine(to, "data"));
+        await File.WriteAllTextAsync(Path.Combine(to, "stamp"), $"{info.Length} {info.LastWriteTimeUtc.Ticks}", Ct);
         liar.Engine.Serve(liar.Store.TryOpen(id)!);
         return liar;
     }
