@@ -26,6 +26,18 @@ internal static class CommonOptions
         CustomParser = r => ParseEndPoint(r.Tokens.Count > 0 ? r.Tokens[^1].Value : defaultValue, r),
     };
 
+    public static Option<IPEndPoint[]> Bootstrap() => new("--bootstrap")
+    {
+        Description = "A DHT node to join through, IP:PORT (repeatable). Not needed once the node has a saved routing table.",
+        CustomParser = r => [.. r.Tokens.Select(t => ParseEndPoint(t.Value, r))],
+    };
+
+    public static Option<IPEndPoint[]> Peers() => new("--peer")
+    {
+        Description = "A peer to fetch from directly, IP:PORT (repeatable); used besides the providers found in the DHT.",
+        CustomParser = r => [.. r.Tokens.Select(t => ParseEndPoint(t.Value, r))],
+    };
+
     public static IPEndPoint ParseEndPoint(string text, System.CommandLine.Parsing.ArgumentResult result)
     {
         try

@@ -5,5 +5,7 @@ var root = new RootCommand("Swarm: peer-to-peer distribution of files and contai
 {
     SeedCommand.Create(),
     GetCommand.Create(),
+    NodeCommand.Create(),
+    DhtCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

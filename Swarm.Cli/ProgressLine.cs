@@ -36,7 +36,9 @@ internal sealed class ProgressLine(string label)
             double pct = total > 0 ? 100.0 * done / total : 100;
             double rate = _rate > 0 ? _rate : done / Math.Max(0.001, now / 1000.0);
             string eta = rate > 0 && total > done ? FormatDuration(TimeSpan.FromSeconds((total - done) / rate)) : "-";
-            string text = $"{label} {Units.Bytes(done)} / {Units.Bytes(total)} {pct,5:0.0}%  {ByteRate.Format(rate)}  ETA {eta}" + (peers is { } p ? $"  peers {p}" : "");
+            string text = total == 0 && done == 0 && !force
+                ? $"{label} finding peers and the manifest" + (peers is { } c ? $"  peers {c}" : "")
+                : $"{label} {Units.Bytes(done)} / {Units.Bytes(total)} {pct,5:0.0}%  {ByteRate.Format(rate)}  ETA {eta}" + (peers is { } p ? $"  peers {p}" : "");
             if (_terminal)
             {
                 Console.Error.Write("\r" + text.PadRight(Console.BufferWidth > 0 ? Math.Min(Console.BufferWidth - 1, 120) : 100));

@@ -12,11 +12,12 @@ internal static class SeedCommand
         var file = new Argument<FileInfo>("FILE") { Description = "The local file to ingest and serve." };
         var dataDir = CommonOptions.DataDir();
         var listen = CommonOptions.Listen("0.0.0.0:7400");
+        var bootstrap = CommonOptions.Bootstrap();
         var uploadRate = CommonOptions.Rate("--upload-rate", "upload");
         var verbose = CommonOptions.Verbose();
-        var command = new Command("seed", "Ingest a file (hash and sign its pieces), print its swarm:// id on stdout, then serve it until stopped (Ctrl-C or SIGTERM).")
+        var command = new Command("seed", "Ingest a file (hash and sign its pieces), print its swarm:// id on stdout, announce it in the DHT, then serve it until stopped (Ctrl-C or SIGTERM).")
         {
-            file, dataDir, listen, uploadRate, verbose,
+            file, dataDir, listen, bootstrap, uploadRate, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -27,16 +28,17 @@ internal static class SeedCommand
                 var source = parse.GetValue(file)!;
                 if (!source.Exists) throw new FileNotFoundException($"file not found: {source.FullName}");
                 var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
-                await using var node = LocalNode.Open(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger, parse.GetValue(listen));
+                await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
+                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
                 long total = source.Length;
                 var content = await node.Store.IngestFileAsync(source.FullName, node.Key,
                     new Progress<long>(done => progress.Report(done, total)), ct).ConfigureAwait(false);
                 progress.Report(total, total, force: true);
                 progress.Finish();
-                node.Engine.Serve(content);
+                await node.ServeAsync(content, ct).ConfigureAwait(false);
                 Console.Out.WriteLine(content.Id.ToUri());
                 Console.Out.Flush();
-                Console.Error.WriteLine($"swarm: serving {content.Id.ToUri()} ({Units.Bytes(content.Layout.Length)}, {content.Layout.PieceCount} pieces of {Units.Bytes(content.Layout.PieceSize)}) on {node.Engine.ListenEndPoint}; Ctrl-C to stop");
+                Console.Error.WriteLine($"swarm: serving {content.Id.ToUri()} ({Units.Bytes(content.Layout.Length)}, {content.Layout.PieceCount} pieces of {Units.Bytes(content.Layout.PieceSize)}) on {node.EndPoint} (TCP and UDP); Ctrl-C to stop");
                 try
                 {
                     await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);

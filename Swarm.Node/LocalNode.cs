@@ -1,49 +1,169 @@
+using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Swarm.Core.Content;
+using Swarm.Core.Dht;
 using Swarm.Core.Exchange;
 using Swarm.Core.Identity;
 using Swarm.Core.Storage;
 
 namespace Swarm.Node;
 
-/// <summary>A node as one process runs it: identity and store from the data directory, and the exchange engine.</summary>
+/// <summary>
+/// A node as one process runs it: identity and store from the data directory, the exchange engine on a TCP port, and
+/// the DHT on the same port number over UDP. Content it holds is announced in the DHT as soon as it has verified pieces.
+/// </summary>
 public sealed class LocalNode : IAsyncDisposable
 {
-    private LocalNode(string dataDirectory, NodeKey key, ContentStore store, SwarmEngine engine)
+    public const string RoutingTableFile = "routing.bin";
+    private readonly ConcurrentDictionary<ContentId, bool> _announced = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ILogger _logger;
+
+    private LocalNode(string dataDirectory, NodeKey key, ContentStore store, SwarmEngine engine, DhtNode? dht, ILogger logger)
     {
         DataDirectory = dataDirectory;
         Key = key;
         Store = store;
         Engine = engine;
+        Dht = dht;
+        _logger = logger;
+        Engine.PieceVerified += OnPieceVerified;
     }
 
     public string DataDirectory { get; }
     public NodeKey Key { get; }
     public ContentStore Store { get; }
     public SwarmEngine Engine { get; }
+    /// <summary>The DHT, when the node listens (a node that only dials out has none).</summary>
+    public DhtNode? Dht { get; }
+    public IPEndPoint? EndPoint => Engine.ListenEndPoint;
 
-    public static LocalNode Open(string dataDirectory, EngineOptions options, ILogger logger, IPEndPoint? listen)
+    /// <summary>
+    /// Opens the data directory and, when <paramref name="listen"/> is given, listens on TCP and UDP with the same port
+    /// (port 0 picks one free for both), loads the saved routing table and joins the DHT through it and
+    /// <paramref name="bootstrap"/>.
+    /// </summary>
+    public static async Task<LocalNode> StartAsync(string dataDirectory, EngineOptions options, ILogger logger, IPEndPoint? listen,
+        IReadOnlyList<IPEndPoint> bootstrap, CancellationToken cancellationToken, DhtOptions? dhtOptions = null)
     {
         Directory.CreateDirectory(dataDirectory);
         var key = NodeKey.LoadOrCreate(dataDirectory);
         var store = new ContentStore(dataDirectory);
-        var engine = new SwarmEngine(key, store, options, logger);
+        SwarmEngine? engine = null;
+        DhtNode? dht = null;
         try
         {
-            if (listen != null) engine.Listen(listen);
+            if (listen != null)
+            {
+                (engine, dht) = BindBoth(key, store, options, dhtOptions ?? new DhtOptions(), logger, listen);
+                dht.LoadRoutingTable(Path.Combine(dataDirectory, RoutingTableFile));
+                int size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                if (size == 0 && bootstrap.Count > 0)
+                    logger.LogWarning("no DHT node answered at {Bootstrap}; content can only be found through --peer until one does", string.Join(", ", bootstrap));
+            }
+            else
+            {
+                engine = new SwarmEngine(key, store, options, logger);
+            }
+            return new LocalNode(dataDirectory, key, store, engine, dht, logger);
         }
         catch
         {
-            engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            if (dht != null) await dht.DisposeAsync().ConfigureAwait(false);
+            if (engine != null) await engine.DisposeAsync().ConfigureAwait(false);
             key.Dispose();
             throw;
         }
-        return new LocalNode(dataDirectory, key, store, engine);
+    }
+
+    /// <summary>TCP exchange and UDP DHT on the same port number; with port 0, tries free ports until both bind.</summary>
+    private static (SwarmEngine, DhtNode) BindBoth(NodeKey key, ContentStore store, EngineOptions options, DhtOptions dhtOptions, ILogger logger, IPEndPoint listen)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            var engine = new SwarmEngine(key, store, options, logger);
+            engine.Listen(listen);
+            var dht = new DhtNode(key, dhtOptions, logger);
+            try
+            {
+                dht.Start(new IPEndPoint(listen.Address, engine.ListenEndPoint!.Port));
+                return (engine, dht);
+            }
+            catch (SocketException e)
+            {
+                dht.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                if (listen.Port != 0 || attempt >= 20)
+                    throw new IOException($"cannot listen for the DHT on UDP {listen.Address}:{engine.ListenEndPoint?.Port}: {e.Message}. Pick another port with --listen IP:PORT.", e);
+            }
+        }
+    }
+
+    /// <summary>Peers for a content from the DHT (not counting this node).</summary>
+    public PeerDiscovery? Discovery => Dht == null ? null : async (id, ct) =>
+    {
+        var providers = await Dht.FindProvidersAsync(id.Value, ct).ConfigureAwait(false);
+        return [.. providers.Where(p => p.NodeId != Key.NodeId).OrderByDescending(p => p.Holdings.VerifiedPieces).Select(p => p.EndPoint)];
+    };
+
+    /// <summary>Serves complete content and announces it.</summary>
+    public async Task ServeAsync(StoredContent content, CancellationToken cancellationToken)
+    {
+        Engine.Serve(content);
+        if (Dht == null || EndPoint == null) return;
+        _announced[content.Id] = true;
+        int stored = await Dht.AnnounceAsync(content.Id.Value, EndPoint.Port, Holdings(content), cancellationToken).ConfigureAwait(false);
+        if (stored == 0) _logger.LogWarning("announced {Id}, but no DHT node stored the record yet (no --bootstrap, or none reachable); it is announced again every 10 minutes", content.Id);
+    }
+
+    private static ProviderHoldings Holdings(StoredContent content) =>
+        content.IsComplete ? ProviderHoldings.Complete(content.Layout.PieceCount) : ProviderHoldings.FromBitfield(content.Verified);
+
+    /// <summary>Announces partial holdings as soon as the first piece is verified, then keeps them up to date.</summary>
+    private void OnPieceVerified(StoredContent content, int piece)
+    {
+        if (Dht == null || EndPoint == null) return;
+        if (_announced.TryAdd(content.Id, true))
+        {
+            _ = AnnounceInBackgroundAsync(content);
+            return;
+        }
+        Dht.UpdateHoldings(content.Id.Value, Holdings(content));
+    }
+
+    private async Task AnnounceInBackgroundAsync(StoredContent content)
+    {
+        try
+        {
+            await Dht!.AnnounceAsync(content.Id.Value, EndPoint!.Port, Holdings(content), _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e)
+        {
+            _logger.LogWarning("announcing {Id} failed: {Error}", content.Id, e.Message);
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        Engine.PieceVerified -= OnPieceVerified;
+        if (Dht != null)
+        {
+            try
+            {
+                Dht.SaveRoutingTable(Path.Combine(DataDirectory, RoutingTableFile));
+            }
+            catch (IOException e)
+            {
+                _logger.LogWarning("could not save the routing table: {Error}", e.Message);
+            }
+            await Dht.DisposeAsync().ConfigureAwait(false);
+        }
         await Engine.DisposeAsync().ConfigureAwait(false);
         Key.Dispose();
+        _stop.Dispose();
     }
 }

@@ -62,6 +62,23 @@ public sealed class ContentSwarm : IAsyncDisposable
         get { lock (_sync) return [.. _sessions]; }
     }
 
+    /// <summary>A one-line account of the download state, for stall diagnostics.</summary>
+    public string Describe()
+    {
+        lock (_sync)
+        {
+            var parts = new List<string>
+            {
+                $"verified {_content?.Verified.Count ?? 0}/{_content?.Layout.PieceCount ?? 0}",
+                $"partial [{string.Join(", ", _partials.Values.Select(p => $"{p.Index}:{p.ReceivedCount}/{p.Blocks.Length}{(p.ExclusiveOwner != null ? " own" : "")} req {p.Blocks.Count(b => b.First != null)}"))}]",
+                $"verifying {_verifying.Count}",
+            };
+            foreach (var s in _sessions)
+                parts.Add($"peer {s.Address}: {(s.PeerChoking ? "choked" : "unchoked")}{(s.AmInterested ? " interested" : "")}{(s.OnParole ? " parole" : "")} out {s.Outstanding.Count} depth {s.Depth} seed {s.IsSeed}");
+            return string.Join("; ", parts);
+        }
+    }
+
     internal void RecordUpload(int bytes) => Interlocked.Add(ref _bytesUploaded, bytes);
 
     /// <summary>Starts downloading: verification workers run, and sessions start requesting as soon as the manifest is known.</summary>
@@ -129,6 +146,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         lock (_sync)
         {
             if (!_sessions.Remove(session)) return;
+            session.Detached = true;
             if (_picker != null)
             {
                 if (session.IsSeed) _picker.RemoveSeed();
@@ -356,7 +374,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         List<Request>? requests = null;
         lock (_sync)
         {
-            if (!IsDownloading || _content == null || _content.IsComplete || session.PeerChoking || !session.AmInterested) return;
+            if (!IsDownloading || _content == null || _content.IsComplete || session.PeerChoking || !session.AmInterested || session.Detached) return;
             int want = session.Depth - session.Outstanding.Count;
             if (want <= 0) return;
             requests = [];
@@ -563,6 +581,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         if (ok)
         {
             foreach (var s in sessions) s.Connection.Post(new Have(piece.Index));
+            Engine.OnPieceVerified(content, piece.Index);
             if (content.IsComplete) Complete(content, sessions);
         }
         else

@@ -53,6 +53,8 @@ public sealed class PeerSession
     internal bool AmInterested;
     /// <summary>Contributed to a piece that failed its hash along with other peers: gets only whole pieces of its own.</summary>
     internal bool OnParole;
+    /// <summary>Gone from the swarm: never given requests again (a pump may still run from an older snapshot).</summary>
+    internal bool Detached;
     internal readonly Dictionary<long, long> Outstanding = [];
     internal int Depth = InitialDepth;
     internal double DownloadRate;

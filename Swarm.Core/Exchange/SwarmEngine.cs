@@ -11,6 +11,9 @@ using Swarm.Core.Wire;
 
 namespace Swarm.Core.Exchange;
 
+/// <summary>Finds more peers for a content (the DHT); asked repeatedly while a download could use more peers.</summary>
+public delegate Task<IReadOnlyList<IPEndPoint>> PeerDiscovery(ContentId id, CancellationToken cancellationToken);
+
 /// <summary>Progress of a download, for progress bars.</summary>
 public readonly record struct TransferProgress(long TotalBytes, long VerifiedBytes, long BytesFromPeers, int Peers);
 
@@ -47,6 +50,21 @@ public sealed class SwarmEngine : IAsyncDisposable
     internal RateLimiter? UploadLimiter { get; }
     internal RateLimiter? DownloadLimiter { get; }
     public IReadOnlyCollection<ContentSwarm> Swarms => [.. _swarms.Values];
+
+    /// <summary>Raised after a downloaded piece is verified and stored (for announcing holdings).</summary>
+    public event Action<StoredContent, int>? PieceVerified;
+
+    internal void OnPieceVerified(StoredContent content, int piece)
+    {
+        try
+        {
+            PieceVerified?.Invoke(content, piece);
+        }
+        catch (Exception e)
+        {
+            Logger.LogWarning("piece-verified handler failed: {Error}", e.Message);
+        }
+    }
 
     /// <summary>A token bucket over bytes: refilled every 10 ms, bursts up to 50 ms of traffic (at least one largest block).</summary>
     private static TokenBucketRateLimiter? CreateLimiter(long bytesPerSecond)
@@ -135,11 +153,14 @@ public sealed class SwarmEngine : IAsyncDisposable
     }
 
     /// <summary>
-    /// Downloads content from the given peers into the store and returns it once every piece is verified. Content already
-    /// complete in the store returns at once; a partial entry (after a crash) continues where it stopped. Fails with a
-    /// message that names each peer's problem when no peer can serve, or when nothing is verified for the stall timeout.
+    /// Downloads content into the store and returns it once every piece is verified. Peers come from
+    /// <paramref name="peers"/> and, when given, from <paramref name="discover"/> (the DHT), asked again while the
+    /// download has fewer peers than it could use. Content already complete in the store returns at once; a partial
+    /// entry (after a crash) continues where it stopped. Fails with a message that names each peer's problem when no
+    /// peer can serve, or when nothing is verified for the stall timeout.
     /// </summary>
-    public async Task<StoredContent> DownloadAsync(ContentId id, IReadOnlyList<IPEndPoint> peers, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    public async Task<StoredContent> DownloadAsync(ContentId id, IReadOnlyList<IPEndPoint> peers, IProgress<TransferProgress>? progress,
+        CancellationToken cancellationToken, PeerDiscovery? discover = null)
     {
         var existing = Find(id)?.Content ?? Store.TryOpen(id);
         if (existing is { IsComplete: true })
@@ -154,28 +175,62 @@ public sealed class SwarmEngine : IAsyncDisposable
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
         var errors = new ConcurrentDictionary<IPEndPoint, string>();
-        var dialers = peers.Distinct().Select(p => Task.Run(() => DialLoopAsync(swarm, p, errors, run.Token))).ToList();
+        var dialers = new Dictionary<IPEndPoint, Task>();
+        void Dial(IPEndPoint endPoint)
+        {
+            if (dialers.TryGetValue(endPoint, out var running) && !running.IsCompleted) return;
+            if (Bans.IsBanned(endPoint) || dialers.Count(d => !d.Value.IsCompleted) >= Options.MaxPeersPerContent) return;
+            dialers[endPoint] = Task.Run(() => DialLoopAsync(swarm, endPoint, errors, run.Token));
+        }
+        foreach (var p in peers) Dial(p);
+
+        Task<IReadOnlyList<IPEndPoint>>? discovering = null;
+        long nextDiscovery = 0;
+        int emptyDiscoveries = 0;
+        string? discoveryError = null;
         try
         {
             while (true)
             {
+                if (discover != null)
+                {
+                    long now = Environment.TickCount64;
+                    if (discovering is { IsCompleted: true })
+                    {
+                        var found = discovering.IsCompletedSuccessfully ? discovering.Result : [];
+                        discoveryError = discovering.IsFaulted ? discovering.Exception!.GetBaseException().Message : null;
+                        foreach (var p in found) Dial(p);
+                        emptyDiscoveries = found.Count == 0 ? emptyDiscoveries + 1 : 0;
+                        nextDiscovery = now + (swarm.PeerCount == 0 ? 1000L * Math.Min(8, 1 << emptyDiscoveries) : 30_000);
+                        discovering = null;
+                    }
+                    if (discovering == null && now >= nextDiscovery && swarm.PeerCount < Options.MaxPeersPerContent)
+                        discovering = discover(id, run.Token);
+                }
                 var finished = await Task.WhenAny(swarm.Completion, Task.Delay(250, run.Token)).ConfigureAwait(false);
                 var content = swarm.Content;
                 progress?.Report(new TransferProgress(content?.Layout.Length ?? 0, content?.VerifiedBytes ?? 0, swarm.BytesFromPeers, swarm.PeerCount));
                 if (finished == swarm.Completion) return await swarm.Completion.ConfigureAwait(false);
-                if (swarm.PeerCount == 0 && dialers.All(d => d.IsCompleted))
+                bool discoveryExhausted = discover == null || (discovering == null && emptyDiscoveries >= 3);
+                if (swarm.PeerCount == 0 && dialers.Values.All(d => d.IsCompleted) && discoveryExhausted)
                 {
-                    string detail = errors.IsEmpty ? "no peers were given" : string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"));
+                    string detail = errors.IsEmpty
+                        ? (discover == null ? "no peers were given" : "no providers found in the DHT" + (discoveryError != null ? $": {discoveryError}" : ""))
+                        : string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"));
                     throw new PeerUnavailableException($"no peer could serve {id} ({detail})");
                 }
                 if (Environment.TickCount64 - swarm.LastProgress > Options.StallTimeout.TotalMilliseconds)
-                    throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s)");
+                {
+                    Logger.LogDebug("stalled download of {Id}: {State}", id, swarm.Describe());
+                    throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s) [{swarm.Describe()}]");
+                }
             }
         }
         finally
         {
             await run.CancelAsync().ConfigureAwait(false);
-            try { await Task.WhenAll(dialers).ConfigureAwait(false); } catch (OperationCanceledException) { }
+            try { await Task.WhenAll(dialers.Values).ConfigureAwait(false); } catch (OperationCanceledException) { }
+            if (discovering != null) try { await discovering.ConfigureAwait(false); } catch (Exception) { }
         }
     }
 

@@ -25,6 +25,13 @@ public sealed class ContentStore
     public string ContentRoot { get; }
     public string TempRoot { get; }
 
+    /// <summary>Ids of every entry in the store (complete or not).</summary>
+    public IReadOnlyList<ContentId> List() =>
+        [.. Directory.EnumerateDirectories(ContentRoot)
+            .Select(d => ContentId.TryParse(Path.GetFileName(d), out var id) ? id : (ContentId?)null)
+            .Where(id => id != null && File.Exists(Path.Combine(EntryDirectory(id.Value), StoredContent.ManifestFile)))
+            .Select(id => id!.Value)];
+
     private string EntryDirectory(ContentId id) => Path.Combine(ContentRoot, id.Hex);
 
     /// <summary>Opens an entry if the store has its manifest; null otherwise. A damaged entry is reported, not trusted.</summary>
@@ -71,7 +78,10 @@ public sealed class ContentStore
         try
         {
             byte[] hashes = new byte[layout.PieceCount * Hash256.Size];
-            using (var data = File.OpenHandle(Path.Combine(tmp, StoredContent.DataFile), FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, length))
+            long free = new DriveInfo(tmp).AvailableFreeSpace;
+            if (free < length)
+                throw new IOException($"not enough disk space to ingest {sourcePath}: it needs {length:N0} bytes and {Root} has {free:N0} free. Free disk space or use a --data-dir on a larger disk.");
+            using (var data = File.OpenHandle(Path.Combine(tmp, StoredContent.DataFile), FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 byte[] buffer = ArrayPool<byte>.Shared.Rent(layout.PieceSize);
                 try

@@ -92,8 +92,9 @@ public sealed class StoredContent : IDisposable
             BinaryPrimitives.WriteInt32LittleEndian(rec, piece);
             journal.Write(rec);
             journal.Flush();
+            // The stamp must exist before completion becomes visible, or an Export right then would see no stamp.
+            if (Verified.Count == Layout.PieceCount - 1) WriteStamp();
             Verified.Set(piece);
-            if (Verified.IsComplete) WriteStamp();
         }
         PieceVerified?.Invoke(piece);
         return true;
@@ -247,17 +248,15 @@ public sealed class StoredContent : IDisposable
         string path = DataPath;
         bool existed = File.Exists(path);
         if (!writable && existed) return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        SafeFileHandle handle;
-        try
+        if (!existed)
         {
-            handle = existed
-                ? File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete)
-                : File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, FileOptions.None, preallocationSize: Layout.Length);
+            // Sparse, not fallocated: on ext4, writes into fallocated (unwritten) extents cost far more kernel time than
+            // delayed allocation (measured: 1 GiB took 0.4-2.5 s of system time instead of 0.3 s). So check the space now.
+            long free = new DriveInfo(Directory).AvailableFreeSpace;
+            if (free < Layout.Length)
+                throw new IOException($"not enough disk space for {Id}: it needs {Layout.Length:N0} bytes and {Directory} has {free:N0} free. Free disk space or use a --data-dir on a larger disk.");
         }
-        catch (IOException e) when (!existed)
-        {
-            throw new IOException($"cannot allocate {Layout.Length:N0} bytes for {Id} in {Directory}: {e.Message} Free disk space or use a --data-dir on a larger disk.", e);
-        }
+        var handle = File.OpenHandle(path, existed ? FileMode.Open : FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
         if (RandomAccess.GetLength(handle) != Layout.Length) RandomAccess.SetLength(handle, Layout.Length);
         return handle;
     }
