@@ -303,8 +303,55 @@ public sealed class ContentSwarm : IAsyncDisposable
         var content = Content;
         if (content == null || !content.Layout.IsValidBlock(request.Piece, request.Offset, request.Length)) return RejectReason.Invalid;
         if (!content.Verified[request.Piece]) return RejectReason.NotAvailable;
-        lock (_sync) if (session.AmChoking) return RejectReason.Choked;
+        lock (_sync)
+        {
+            if (session.AmChoking) return RejectReason.Choked;
+        }
         return null;
+    }
+
+    /// <summary>
+    /// Called by the upload loop just before a block goes out: false when the seed steers the peer elsewhere. Counts each
+    /// piece a complete node starts sending, so pieces in flight count as handed out.
+    /// </summary>
+    internal bool AllowUpload(PeerSession session, int piece)
+    {
+        lock (_sync)
+        {
+            if (_content is not { IsComplete: true } || _picker == null) return true;
+            if (session.Serving.Contains(piece)) return true;
+            _sent ??= new int[_picker.PieceCount];
+            if (SteerElsewhere(session, piece)) return false;
+            session.Serving.Add(piece);
+            _sent[piece]++;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Seed steering (a light form of BitTorrent super-seeding): a complete node declines to send a piece that at least two
+    /// of its peers already hold while the requester still lacks a rarer one, so its upload goes to pieces nobody has yet
+    /// and the peers trade the rest among themselves. Under the lock.
+    /// </summary>
+    private bool SteerElsewhere(PeerSession session, int piece)
+    {
+        if (_picker == null || _sent == null || _sessions.Count < 3) return false;
+        int held = _picker.Availability(piece);
+        int score = held + _sent[piece];
+        if (score == 0) return false;
+        for (int i = 0; i < _sent.Length; i++)
+            if (_picker.Availability(i) + _sent[i] < score && !session.PeerHas(i)) return true;
+        // Nothing rarer to offer: if another peer holds it, send the requester to them once; if it asks again after
+        // its refusal window (it could not get the piece elsewhere), serve it.
+        return held >= 1 && session.SteeredAway.Add(piece);
+    }
+
+    private int[]? _sent;
+
+    /// <summary>How many peers each piece was handed to by this complete node (seed steering's count).</summary>
+    internal int[] SentCounts
+    {
+        get { lock (_sync) return _sent?.ToArray() ?? []; }
     }
 
     // ---- manifest ----
@@ -525,6 +572,18 @@ public sealed class ContentSwarm : IAsyncDisposable
         {
             long key = PeerSession.BlockKey(reject.Piece, reject.Offset);
             if (session.Outstanding.Remove(key)) ReleaseSlot(key, session);
+            if (reject.Reason is RejectReason.Elsewhere or RejectReason.NotAvailable && _content != null && (uint)reject.Piece < (uint)_content.Layout.PieceCount)
+            {
+                // Ask others for this piece for a while; other blocks of it that are in flight with this peer go too.
+                (session.Refused ??= [])[reject.Piece] = Environment.TickCount64 + 3000;
+                var same = session.Outstanding.Keys.Where(k => (int)(k >> 32) == reject.Piece).ToList();
+                foreach (long k in same)
+                {
+                    session.Outstanding.Remove(k);
+                    ReleaseSlot(k, session);
+                    session.Connection.Post(new Cancel(reject.Piece, (int)(uint)k, _content.Layout.BlockLength(reject.Piece, (int)(uint)k / PieceLayout.BlockSize)));
+                }
+            }
         }
     }
 

@@ -65,7 +65,17 @@ public sealed class PeerSession
 
     internal static long BlockKey(int piece, int offset) => ((long)piece << 32) | (uint)offset;
 
-    internal bool PeerHas(int piece) => IsSeed || (Has != null && Has[piece]);
+    internal bool PeerHas(int piece) =>
+        (IsSeed || (Has != null && Has[piece])) && !(Refused != null && Refused.TryGetValue(piece, out long until) && until > Environment.TickCount64);
+
+    /// <summary>Pieces the peer declined to serve (not available from it right now), until when.</summary>
+    internal Dictionary<int, long>? Refused;
+
+    /// <summary>Pieces a complete node has started sending to this peer (the rest of their blocks are never steered away).</summary>
+    internal readonly HashSet<int> Serving = [];
+
+    /// <summary>Pieces a complete node already sent this peer elsewhere for once.</summary>
+    internal readonly HashSet<int> SteeredAway = [];
 
     internal void RecordBlock(int length)
     {
@@ -238,6 +248,11 @@ public sealed class PeerSession
             if (cancelled || content == null)
             {
                 Connection.Post(new Reject(request.Piece, request.Offset, request.Length, cancelled ? RejectReason.Cancelled : RejectReason.NotAvailable));
+                continue;
+            }
+            if (!_swarm.AllowUpload(this, request.Piece))
+            {
+                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.Elsewhere));
                 continue;
             }
             if (_swarm.Engine.UploadLimiter is { } limiter) await limiter.AcquireAsync(request.Length, cancellationToken).ConfigureAwait(false);

@@ -201,7 +201,10 @@ public sealed class SwarmEngine : IAsyncDisposable
                         discoveryError = discovering.IsFaulted ? discovering.Exception!.GetBaseException().Message : null;
                         foreach (var p in found) Dial(p);
                         emptyDiscoveries = found.Count == 0 ? emptyDiscoveries + 1 : 0;
-                        nextDiscovery = now + (swarm.PeerCount == 0 ? 1000L * Math.Min(8, 1 << emptyDiscoveries) : 30_000);
+                        // Ask often while under-connected: partial holders announce themselves as soon as they have a piece.
+                        int peerCount = swarm.PeerCount;
+                        nextDiscovery = now + (peerCount == 0 ? 1000L * Math.Min(8, 1 << emptyDiscoveries)
+                            : peerCount < 4 ? 500 : peerCount < Options.MaxPeersPerContent / 2 ? 2_000 : 30_000);
                         discovering = null;
                     }
                     if (discovering == null && now >= nextDiscovery && swarm.PeerCount < Options.MaxPeersPerContent)

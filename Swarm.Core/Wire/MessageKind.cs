@@ -31,6 +31,8 @@ public enum RejectReason
     Invalid = 4,
     Cancelled = 5,
     ShuttingDown = 6,
+    /// <summary>Not from me now: other peers hold this piece (seed steering); ask them.</summary>
+    Elsewhere = 7,
 }
 
 /// <summary>A peer broke the wire protocol: the connection is closed, the node carries on.</summary>

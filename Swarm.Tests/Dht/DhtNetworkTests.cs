@@ -65,6 +65,7 @@ public class DhtNetworkTests
     public async Task ProviderLookupsSurviveThirtyPercentChurnAndARestartedNodeRejoinsFromItsSavedTable()
     {
         using var dir = new TempDirectory();
+        var clock = Stopwatch.StartNew();
         await using var sim = await DhtSimulation.StartAsync(NodeCount, Options, Ct);
         var nodes = sim.LiveNodes;
         var announcer = nodes[3];
@@ -85,10 +86,10 @@ public class DhtNetworkTests
 
         // No notice was given: the first lookups run into dead nodes. Every node looks up every key.
         var reports = new List<SimulationReport>();
-        foreach (var key in keys) reports.Add(await DhtSimulation.FindProvidersAsync(key, announcer.NodeId, live, concurrency: 32, Ct));
+        foreach (var key in keys) reports.Add(await DhtSimulation.FindProvidersAsync(key, announcer.NodeId, live, concurrency: 64, Ct));
         int lookups = reports.Sum(r => r.Lookups), succeeded = reports.Sum(r => r.Succeeded);
         var slowest = reports.Max(r => r.LatencyMax);
-        TestContext.Current.SendDiagnosticMessage($"after churn: {string.Join(" | ", reports)}");
+        TestContext.Current.SendDiagnosticMessage($"after churn ({clock.Elapsed.TotalSeconds:0.0} s): {string.Join(" | ", reports)}");
         Assert.True(succeeded >= lookups * 0.99, $"{succeeded} of {lookups} provider lookups succeeded");
         Assert.True(slowest <= Options.LookupTimeout + TimeSpan.FromMilliseconds(500), $"slowest lookup took {slowest}");
 
@@ -99,5 +100,6 @@ public class DhtNetworkTests
         Assert.True(known >= Options.BucketSize, $"rejoined knowing {known} nodes");
         foreach (var key in keys)
             Assert.Contains(await restarted.FindProvidersAsync(key, Ct), p => p.NodeId == announcer.NodeId);
+        TestContext.Current.SendDiagnosticMessage($"restarted node rejoined with {known} contacts; total {clock.Elapsed.TotalSeconds:0.0} s");
     }
 }
