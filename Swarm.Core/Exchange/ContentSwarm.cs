@@ -544,7 +544,7 @@ public sealed class ContentSwarm : IAsyncDisposable
                 _bytesWasted += length;
                 return null;
             }
-            payload.CopyTo(partial.Buffer.AsSpan(header.Offset, length));
+            payload.CopyTo(partial.Buffer.Span.Slice(header.Offset, length));
             slot.Received = true;
             slot.From = session;
             partial.ReceivedCount++;
@@ -608,7 +608,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         bool ok;
         try
         {
-            ok = content.TryCommitPiece(piece.Index, piece.Buffer.AsSpan(0, piece.Length));
+            ok = content.TryCommitPiece(piece.Index, piece.Buffer.Span[..piece.Length]);
         }
         catch (IOException e)
         {
@@ -748,14 +748,11 @@ public sealed class ContentSwarm : IAsyncDisposable
         public bool Received;
     }
 
-    /// <summary>Piece buffers are reused, not reallocated: a fresh 1-16 MiB array per piece costs page faults and GC work.</summary>
-    private static readonly ArrayPool<byte> BufferPool = ArrayPool<byte>.Create(PieceLayout.MaxPieceSize, 64);
-
     private sealed class PartialPiece(int index, int length, int blocks)
     {
         public int Index { get; } = index;
         public int Length { get; } = length;
-        public byte[] Buffer { get; } = BufferPool.Rent(length);
+        public AlignedBuffer Buffer { get; } = AlignedBuffer.Rent(length);
         public BlockSlot[] Blocks { get; } = new BlockSlot[blocks];
         public int ReceivedCount;
         public HashSet<PeerSession> Contributors { get; } = [];
@@ -766,7 +763,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         public void Return(SwarmEngine engine)
         {
             if (Interlocked.Exchange(ref _returned, 1) != 0) return;
-            BufferPool.Return(Buffer);
+            AlignedBuffer.Return(Buffer);
             engine.ReleaseBuffer(Length);
         }
     }

@@ -21,6 +21,7 @@ public sealed class StoredContent : IDisposable
     private readonly Lock _journalLock = new();
     private readonly Lock _writeLock = new();
     private SafeFileHandle? _data;
+    private SafeFileHandle? _direct;
     private FileStream? _journal;
     private FileStream? _writerLock;
     private int _disposed;
@@ -86,7 +87,14 @@ public sealed class StoredContent : IDisposable
         var handle = _data ?? throw new ObjectDisposedException(nameof(StoredContent));
         // One writer at a time: concurrent pwrites to one file spin on the inode lock in the kernel (measured: 8-14% of
         // a transfer's CPU). Hashing, the costly part, stays parallel; only the copy into the page cache is serialised.
-        lock (_writeLock) RandomAccess.Write(handle, data, Layout.PieceOffset(piece));
+        long offset = Layout.PieceOffset(piece);
+        lock (_writeLock)
+        {
+            // O_DIRECT when the buffer allows it: no copy into the page cache, which on this kind of machine cost more
+            // kernel time than hashing (measured 0.3-2.5 s per GiB buffered, 0.2 s direct).
+            if (_direct != null && AlignedBuffer.IsDirectIoCompatible(data, offset)) RandomAccess.Write(_direct, data, offset);
+            else RandomAccess.Write(handle, data, offset);
+        }
         lock (_journalLock)
         {
             if (Verified[piece]) return true;
@@ -261,6 +269,7 @@ public sealed class StoredContent : IDisposable
         }
         var handle = File.OpenHandle(path, existed ? FileMode.Open : FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
         if (RandomAccess.GetLength(handle) != Layout.Length) RandomAccess.SetLength(handle, Layout.Length);
+        _direct = NativeFile.TryOpenDirect(path);
         return handle;
     }
 
@@ -271,6 +280,11 @@ public sealed class StoredContent : IDisposable
         {
             _journal?.Dispose();
             _journal = null;
+        }
+        lock (_writeLock)
+        {
+            _direct?.Dispose();
+            _direct = null;
         }
         _data?.Dispose();
         _data = null;
