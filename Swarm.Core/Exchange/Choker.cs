@@ -24,14 +24,16 @@ public sealed class Choker<TPeer> where TPeer : class
         _random = random ?? Random.Shared;
     }
 
-    public int Slots => _regularSlots + _optimisticSlots;
+    /// <summary>Regular slots opened above the configured ones because upload capacity was left unused (rate-based).</summary>
+    public int ExtraSlots { get; set; }
+    public int Slots => _regularSlots + ExtraSlots + _optimisticSlots;
     public IReadOnlyList<TPeer> Optimistic => _optimistic;
 
     /// <summary>Returns the peers to unchoke among the interested ones; higher <paramref name="rank"/> is better.</summary>
     public HashSet<TPeer> Decide(IReadOnlyList<TPeer> interested, Func<TPeer, double> rank, long nowMs)
     {
         var unchoke = new HashSet<TPeer>(ReferenceEqualityComparer.Instance);
-        foreach (var peer in interested.OrderByDescending(rank).Take(_regularSlots)) unchoke.Add(peer);
+        foreach (var peer in interested.OrderByDescending(rank).Take(_regularSlots + ExtraSlots)) unchoke.Add(peer);
 
         _optimistic.RemoveAll(p => !interested.Contains(p) || unchoke.Contains(p));
         if (_rotatedAt is not { } at || nowMs - at >= _rotationMs)

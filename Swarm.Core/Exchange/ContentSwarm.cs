@@ -158,6 +158,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             others = [.. _sessions];
         }
         Logger.LogDebug("peer {Peer} left {Id}: {Reason}", session, Id, session.CloseReason);
+        if (!session.AmChoking) FillFreeSlots();
         foreach (var s in others) Pump(s);
     }
 
@@ -257,8 +258,32 @@ public sealed class ContentSwarm : IAsyncDisposable
                 session.AmChoking = false;
                 return true;
             }
-            return false;
         }
+        if (!interested) FillFreeSlots();
+        return false;
+    }
+
+    /// <summary>
+    /// A slot freed between choker rounds (a peer lost interest, left, or we completed) goes at once to the best waiting
+    /// peer, instead of idling until the next round.
+    /// </summary>
+    private void FillFreeSlots()
+    {
+        List<PeerSession> unchoke = [];
+        lock (_sync)
+        {
+            int used = _sessions.Count(s => !s.AmChoking && s.PeerInterested);
+            if (used >= _choker.Slots) return;
+            bool seeding = _content is { IsComplete: true };
+            foreach (var s in _sessions.Where(s => s.AmChoking && s.PeerInterested)
+                         .OrderByDescending(s => seeding ? -(double)s.BytesUploaded : s.DownloadRate)
+                         .Take(_choker.Slots - used))
+            {
+                s.AmChoking = false;
+                unchoke.Add(s);
+            }
+        }
+        foreach (var s in unchoke) s.Connection.PostSignal(MessageKind.Unchoke);
     }
 
     internal void OnChoke(PeerSession session, bool choking)
@@ -297,6 +322,35 @@ public sealed class ContentSwarm : IAsyncDisposable
             if (!unchoke) peer.RejectQueued(RejectReason.Choked);
         }
     }
+
+    private long _uploadedAtLastTick;
+
+    /// <summary>
+    /// Rate-based slots (as libtorrent's rate-based choker): with an upload limit set, 4 slots can leave capacity unused,
+    /// because each unchoked peer's own download limit caps what it takes. While this node uploads below 90% of its limit
+    /// and interested peers wait, one more slot opens each second (up to 16 more); slots close again when nobody waits.
+    /// </summary>
+    private void AdaptSlots()
+    {
+        long uploaded = BytesUploaded;
+        long delta = uploaded - _uploadedAtLastTick;
+        _uploadedAtLastTick = uploaded;
+        long limit = Engine.Options.UploadRate;
+        if (limit <= 0) return;
+        bool waiting;
+        lock (_sync) waiting = _sessions.Any(s => s.AmChoking && s.PeerInterested);
+        if (delta < limit * 0.9 && waiting && _choker.ExtraSlots < MaxExtraSlots)
+        {
+            _choker.ExtraSlots++;
+            FillFreeSlots();
+        }
+        else if (!waiting && _choker.ExtraSlots > 0 && delta < limit * 0.5)
+        {
+            _choker.ExtraSlots--;
+        }
+    }
+
+    private const int MaxExtraSlots = 16;
 
     internal RejectReason? CheckRequest(PeerSession session, Request request)
     {
@@ -660,6 +714,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             foreach (var s in sessions) s.AmInterested = false;
         }
         foreach (var s in sessions) s.Connection.PostSignal(MessageKind.NotInterested);
+        RunChoker(Environment.TickCount64); // now a seed: rank by round robin instead of by what peers give us
         Logger.LogInformation("{Id} complete and verified", Id);
         _done.TrySetResult(content);
     }
@@ -699,6 +754,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             _lastChoke = now;
             RunChoker(now);
         }
+        AdaptSlots();
         List<PeerSession> sessions;
         lock (_sync)
         {
