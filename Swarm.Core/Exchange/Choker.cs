@@ -30,10 +30,16 @@ public sealed class Choker<TPeer> where TPeer : class
     public IReadOnlyList<TPeer> Optimistic => _optimistic;
 
     /// <summary>Returns the peers to unchoke among the interested ones; higher <paramref name="rank"/> is better.</summary>
-    public HashSet<TPeer> Decide(IReadOnlyList<TPeer> interested, Func<TPeer, double> rank, long nowMs)
+    /// <remarks>
+    /// Extra slots go by <paramref name="need"/> when given (higher is needier, e.g. fewer pieces held), so capacity beyond the
+    /// tit-for-tat slots feeds the peers that have least instead of making the rich richer.
+    /// </remarks>
+    public HashSet<TPeer> Decide(IReadOnlyList<TPeer> interested, Func<TPeer, double> rank, long nowMs, Func<TPeer, double>? need = null)
     {
         var unchoke = new HashSet<TPeer>(ReferenceEqualityComparer.Instance);
-        foreach (var peer in interested.OrderByDescending(rank).Take(_regularSlots + ExtraSlots)) unchoke.Add(peer);
+        foreach (var peer in interested.OrderByDescending(rank).Take(_regularSlots)) unchoke.Add(peer);
+        if (ExtraSlots > 0)
+            foreach (var peer in interested.Where(p => !unchoke.Contains(p)).OrderByDescending(need ?? rank).Take(ExtraSlots)) unchoke.Add(peer);
 
         _optimistic.RemoveAll(p => !interested.Contains(p) || unchoke.Contains(p));
         if (_rotatedAt is not { } at || nowMs - at >= _rotationMs)

@@ -274,10 +274,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         {
             int used = _sessions.Count(s => !s.AmChoking && s.PeerInterested);
             if (used >= _choker.Slots) return;
-            bool seeding = _content is { IsComplete: true };
-            foreach (var s in _sessions.Where(s => s.AmChoking && s.PeerInterested)
-                         .OrderByDescending(s => seeding ? -(double)s.BytesUploaded : s.DownloadRate)
-                         .Take(_choker.Slots - used))
+            foreach (var s in _sessions.Where(s => s.AmChoking && s.PeerInterested).OrderByDescending(Need).Take(_choker.Slots - used))
             {
                 s.AmChoking = false;
                 unchoke.Add(s);
@@ -307,7 +304,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         {
             bool seeding = _content is { IsComplete: true };
             var interested = _sessions.Where(s => s.PeerInterested).ToList();
-            var chosen = _choker.Decide(interested, seeding ? s => -(double)s.BytesUploaded : s => s.DownloadRate, now);
+            var chosen = _choker.Decide(interested, seeding ? s => -(double)s.BytesUploaded : s => s.DownloadRate, now, Need);
             foreach (var s in _sessions)
             {
                 bool unchoke = chosen.Contains(s);
@@ -322,6 +319,9 @@ public sealed class ContentSwarm : IAsyncDisposable
             if (!unchoke) peer.RejectQueued(RejectReason.Choked);
         }
     }
+
+    /// <summary>How needy a peer is: the fewer pieces it holds, the higher. Free and extra slots go to the neediest.</summary>
+    private double Need(PeerSession s) => s.IsSeed ? double.MinValue : -(s.Has?.Count ?? 0);
 
     private long _uploadedAtLastTick;
 
