@@ -124,10 +124,23 @@ public sealed class ContentSwarm : IAsyncDisposable
 
         if (content == null) await session.Connection.SendSignalAsync(MessageKind.HashesRequest, cancellationToken).ConfigureAwait(false);
         List<int> missed = [];
+        PeerSession? replaced = null;
+        List<PeerSession> others;
         lock (_sync)
         {
-            if (_sessions.Count >= Engine.Options.MaxPeersPerContent)
+            var existing = _sessions.FirstOrDefault(s => s.Peer.NodeId == session.Peer.NodeId);
+            if (existing != null)
+            {
+                // Two connections to one peer (both dialled, or dialled twice): both ends keep the one whose dialler has
+                // the lower node id, so they agree without talking.
+                if (Initiator(existing) <= Initiator(session)) throw new WireProtocolException("already connected to this peer");
+                replaced = existing;
+            }
+            else if (_sessions.Count >= Engine.Options.MaxPeersPerContent)
+            {
                 throw new WireProtocolException($"peer limit for {Id} reached ({Engine.Options.MaxPeersPerContent})");
+            }
+            others = [.. _sessions.Where(s => s != replaced)];
             _sessions.Add(session);
             // Pieces verified between the snapshot and now get their have messages here; later ones are broadcast.
             var now = Content;
@@ -138,7 +151,37 @@ public sealed class ContentSwarm : IAsyncDisposable
             }
         }
         foreach (int piece in missed) await session.Connection.SendAsync(new Have(piece), cancellationToken).ConfigureAwait(false);
+        replaced?.Close("replaced by another connection to the same peer");
+        ExchangePeers(session, others);
     }
+
+    private Hash256 Initiator(PeerSession s) => s.Outbound ? Engine.Key.NodeId : s.Peer.NodeId;
+
+    /// <summary>Peer exchange: the newcomer learns where our other peers listen, and they learn about it.</summary>
+    private static void ExchangePeers(PeerSession session, List<PeerSession> others)
+    {
+        var known = others.Where(s => s.Peer.ListenPort > 0).Select(s => s.Address).Take(WireLimits.MaxPeerListEntries).ToList();
+        if (known.Count > 0) session.Connection.Post(new PeerList(known));
+        if (session.Peer.ListenPort <= 0) return;
+        var announce = new PeerList([session.Address]);
+        foreach (var other in others) other.Connection.Post(announce);
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<System.Net.IPEndPoint> _learned = new();
+    private const int MaxLearned = 256;
+
+    internal void OnPeerList(PeerList list)
+    {
+        if (!IsDownloading) return;
+        foreach (var endPoint in list.Peers)
+        {
+            if (_learned.Count >= MaxLearned) return;
+            _learned.Enqueue(endPoint);
+        }
+    }
+
+    /// <summary>Addresses learned from peers (peer exchange) since the last call.</summary>
+    internal bool TryTakeLearnedPeer(out System.Net.IPEndPoint endPoint) => _learned.TryDequeue(out endPoint!);
 
     internal void Detach(PeerSession session)
     {

@@ -204,6 +204,9 @@ public sealed class PeerSession
             case MessageKind.Hashes:
                 _swarm.OnHashes(this, WireMessage.Decode<Hashes>(frame.Body));
                 break;
+            case MessageKind.PeerList:
+                _swarm.OnPeerList(WireMessage.Decode<PeerList>(frame.Body));
+                return;
             case MessageKind.Hello:
             case MessageKind.HelloProof:
                 throw new WireProtocolException($"unexpected {frame.Kind} after the handshake");

@@ -210,7 +210,8 @@ public sealed class SwarmEngine : IAsyncDisposable
                     if (discovering == null && now >= nextDiscovery && swarm.PeerCount < Options.MaxPeersPerContent)
                         discovering = discover(id, run.Token);
                 }
-                var finished = await Task.WhenAny(swarm.Completion, Task.Delay(250, run.Token)).ConfigureAwait(false);
+                while (swarm.TryTakeLearnedPeer(out var learned)) Dial(learned);
+                var finished = await Task.WhenAny(swarm.Completion, Task.Delay(100, run.Token)).ConfigureAwait(false);
                 var content = swarm.Content;
                 progress?.Report(new TransferProgress(content?.Layout.Length ?? 0, content?.VerifiedBytes ?? 0, swarm.BytesFromPeers, swarm.PeerCount));
                 if (finished == swarm.Completion) return await swarm.Completion.ConfigureAwait(false);

@@ -20,6 +20,8 @@ public enum MessageKind : byte
     Cancel = 14,
     HashesRequest = 15,
     Hashes = 16,
+    /// <summary>Peer exchange: addresses of other peers of the same content.</summary>
+    PeerList = 17,
 }
 
 /// <summary>Why a request was refused.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using MessagePack;
+using System.Net;
 using Swarm.Core.Content;
 
 namespace Swarm.Core.Wire;
@@ -248,5 +249,39 @@ public readonly record struct Hashes(byte[] Manifest, byte[] Signature) : IWireM
     {
         WireMessage.ExpectFields(ref reader, 2, Kind);
         return new Hashes(WireMessage.ReadBytes(ref reader, WireLimits.MaxManifestLength, "manifest"), WireMessage.ReadBytes(ref reader, 128, "signature"));
+    }
+}
+
+/// <summary>Peer exchange: where other peers of this content accept connections (as BEP 11), so a swarm meshes without waiting for the DHT.</summary>
+public readonly record struct PeerList(IReadOnlyList<IPEndPoint> Peers) : IWireMessage<PeerList>
+{
+    public static MessageKind Kind => MessageKind.PeerList;
+    public void Write(ref MessagePackWriter writer)
+    {
+        writer.WriteArrayHeader(Peers.Count);
+        Span<byte> address = stackalloc byte[16];
+        foreach (var p in Peers)
+        {
+            writer.WriteArrayHeader(2);
+            p.Address.TryWriteBytes(address, out int n);
+            writer.Write(address[..n]);
+            writer.Write(p.Port);
+        }
+    }
+    public static PeerList Read(ref MessagePackReader reader)
+    {
+        int count = reader.ReadArrayHeader();
+        if (count > WireLimits.MaxPeerListEntries) throw new InvalidDataException($"peer list of {count} entries, at most {WireLimits.MaxPeerListEntries}");
+        var peers = new List<IPEndPoint>(count);
+        for (int i = 0; i < count; i++)
+        {
+            WireMessage.ExpectFields(ref reader, 2, Kind);
+            var bytes = WireMessage.ReadBytes(ref reader, 16, "address");
+            if (bytes.Length is not (4 or 16)) throw new InvalidDataException("address must be 4 or 16 bytes");
+            int port = reader.ReadInt32();
+            if (port is < 1 or > 65535) throw new InvalidDataException("port out of range");
+            peers.Add(new IPEndPoint(new IPAddress(bytes), port));
+        }
+        return new PeerList(peers);
     }
 }

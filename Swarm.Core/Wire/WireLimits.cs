@@ -12,6 +12,8 @@ public static class WireLimits
     public const int MaxFrameLength = MaxManifestLength + 1024;
     /// <summary>Requests a peer may have queued with us; more are rejected.</summary>
     public const int MaxQueuedRequests = 512;
+    /// <summary>Addresses in one peer-exchange message.</summary>
+    public const int MaxPeerListEntries = 50;
 
     /// <summary>Largest frame length (kind byte + body) allowed for a kind; 0 for an unknown kind.</summary>
     public static int MaxFrame(MessageKind kind) => kind switch
@@ -25,6 +27,7 @@ public static class WireLimits
         MessageKind.Request or MessageKind.Cancel or MessageKind.Reject => 64,
         MessageKind.Block => 64 + MaxBlockLength,
         MessageKind.Hashes => MaxFrameLength,
+        MessageKind.PeerList => 2048,
         _ => 0,
     };
 }
