@@ -38,6 +38,32 @@ internal static class CommonOptions
         CustomParser = r => [.. r.Tokens.Select(t => ParseEndPoint(t.Value, r))],
     };
 
+    public static Option<string?> Tag() => new("--tag") { Description = "Tells apart different content behind one URL (part of the task key)." };
+
+    public static Option<string[]> Filters() => new("--filter")
+    {
+        Description = "A query parameter to leave out of the task key (repeatable), e.g. the signature of a signed URL.",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static Option<string[]> Headers() => new("--header", "-H")
+    {
+        Description = "A request header for the origin, 'Name: value' (repeatable).",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static IReadOnlyList<KeyValuePair<string, string>> ParseHeaders(string[]? headers) =>
+        [.. (headers ?? []).Select(h =>
+        {
+            int colon = h.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0) throw new UsageException($"-H '{h}' is not a header: write 'Name: value'");
+            return new KeyValuePair<string, string>(h[..colon].Trim(), h[(colon + 1)..].Trim());
+        })];
+
+    /// <summary>An http(s) URL, or null when the text is something else (a file, a swarm:// id).</summary>
+    public static Uri? AsUrl(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps) ? u : null;
+
     public static IPEndPoint ParseEndPoint(string text, System.CommandLine.Parsing.ArgumentResult result)
     {
         try

@@ -11,6 +11,8 @@ internal static class Errors
         {
             UsageException or FormatException => (ExitCodes.Usage, e.Message),
             PeerUnavailableException => (ExitCodes.Unavailable, e.Message),
+            Swarm.Core.Sources.OriginException => (ExitCodes.Unavailable, e.Message),
+            Swarm.Node.DigestMismatchException => (ExitCodes.VerificationFailed, e.Message),
             FileNotFoundException or DirectoryNotFoundException => (ExitCodes.LocalError, e.Message),
             UnauthorizedAccessException => (ExitCodes.LocalError, e.Message + " (check permissions, or choose another --data-dir)"),
             IOException or InvalidDataException => (ExitCodes.LocalError, e.Message),

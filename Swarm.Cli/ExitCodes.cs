@@ -10,6 +10,8 @@ internal static class ExitCodes
     public const int Unavailable = 2;
     /// <summary>A local problem: file not found, disk full, permissions, data directory in use.</summary>
     public const int LocalError = 3;
+    /// <summary>The whole content did not match --digest; nothing was written.</summary>
+    public const int VerificationFailed = 4;
     /// <summary>Stopped by Ctrl-C or SIGTERM before finishing.</summary>
     public const int Interrupted = 130;
 }

@@ -11,7 +11,12 @@ internal static class GetCommand
 {
     public static Command Create()
     {
-        var id = new Argument<string>("ID") { Description = "What to fetch: swarm://<id> as printed by 'swarm seed'." };
+        var id = new Argument<string>("ID") { Description = "What to fetch: swarm://<id> as printed by 'swarm seed', or an http(s) URL (through the swarm, falling back to the origin)." };
+        var tag = CommonOptions.Tag();
+        var filters = CommonOptions.Filters();
+        var headers = CommonOptions.Headers();
+        var noBackToSource = new Option<bool>("--no-back-to-source") { Description = "For a URL: fail instead of fetching from the origin when the swarm cannot serve." };
+        var digest = new Option<string?>("--digest") { Description = "sha256:HEX — check the whole file against this digest before it appears at --output." };
         var output = new Option<FileInfo>("--output", "-o") { Description = "Where to write the file. It appears only once every byte is verified.", Required = true };
         var peers = CommonOptions.Peers();
         var bootstrap = CommonOptions.Bootstrap();
@@ -24,7 +29,7 @@ internal static class GetCommand
         var verbose = CommonOptions.Verbose();
         var command = new Command("get", "Fetch content through the swarm (providers from the DHT, or --peer), verify every piece, and write it to --output. Resumes an interrupted fetch without refetching verified pieces.")
         {
-            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, verbose,
+            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, tag, filters, headers, noBackToSource, digest, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -32,8 +37,11 @@ internal static class GetCommand
             var logger = new StderrLogger(parse.GetValue(verbose) ? LogLevel.Debug : LogLevel.Warning, progress);
             try
             {
-                if (!ContentId.TryParse(parse.GetValue(id), out var contentId))
-                    throw new UsageException($"'{parse.GetValue(id)}' is not a content id: expected swarm:// followed by 64 hex digits, as printed by 'swarm seed'");
+                var url = CommonOptions.AsUrl(parse.GetValue(id)!);
+                ContentId contentId = default;
+                if (url == null && !ContentId.TryParse(parse.GetValue(id), out contentId))
+                    throw new UsageException($"'{parse.GetValue(id)}' is not a content id or URL: expected swarm:// followed by 64 hex digits (as printed by 'swarm seed') or an http(s) URL");
+                var headerList = CommonOptions.ParseHeaders(parse.GetValue(headers));
                 var peerList = parse.GetValue(peers) ?? [];
                 var bootstrapList = parse.GetValue(bootstrap) ?? [];
                 var options = new EngineOptions
@@ -46,22 +54,60 @@ internal static class GetCommand
                 string path = parse.GetValue(output)!.FullName;
                 await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
-                long already;
-                using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
                 bool canDiscover = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
-                if (peerList.Length == 0 && !canDiscover && already == 0)
-                    throw new UsageException("no way to find peers: give --bootstrap IP:PORT (a DHT node) or --peer IP:PORT (a node serving this content)");
                 var clock = Stopwatch.StartNew();
-                var content = await node.Engine.DownloadAsync(contentId, peerList,
-                    new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct,
-                    canDiscover ? node.Discovery : null).ConfigureAwait(false);
+                Swarm.Core.Storage.StoredContent? content = null;
+                Swarm.Core.Content.Hash256 taskKey = default;
+                long already = 0;
+                bool ingestedFromOrigin = false;
+                if (url != null)
+                {
+                    taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
+                    var pointed = canDiscover ? await OriginTasks.ResolvePointerAsync(node, taskKey, ct).ConfigureAwait(false) : null;
+                    if (pointed is { } found)
+                    {
+                        contentId = found;
+                        using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
+                        try
+                        {
+                            content = await node.Engine.DownloadAsync(contentId, peerList,
+                                new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct, node.Discovery).ConfigureAwait(false);
+                        }
+                        catch (PeerUnavailableException e) when (!parse.GetValue(noBackToSource))
+                        {
+                            progress.WriteLine($"swarm: the swarm could not serve {url} ({e.Message}); fetching from the origin");
+                        }
+                    }
+                    if (content == null)
+                    {
+                        if (parse.GetValue(noBackToSource))
+                            throw new PeerUnavailableException($"no node in the swarm serves {url} and --no-back-to-source was given");
+                        using var origin = new Swarm.Core.Sources.OriginClient(headerList);
+                        content = await OriginTasks.IngestAsync(node, url, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)), ct).ConfigureAwait(false);
+                        contentId = content.Id;
+                        ingestedFromOrigin = true;
+                        await node.ServeAsync(content, ct).ConfigureAwait(false);
+                        await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, ct).ConfigureAwait(false);
+                    }
+                }
+                else
+                {
+                    using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
+                    if (peerList.Length == 0 && !canDiscover && already == 0)
+                        throw new UsageException("no way to find peers: give --bootstrap IP:PORT (a DHT node) or --peer IP:PORT (a node serving this content)");
+                    content = await node.Engine.DownloadAsync(contentId, peerList,
+                        new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct,
+                        canDiscover ? node.Discovery : null).ConfigureAwait(false);
+                }
+                if (parse.GetValue(digest) is { } expected) OriginTasks.VerifyDigest(content, expected);
                 content.Export(path);
                 progress.Report(content.Layout.Length, content.Layout.Length, force: true);
                 progress.Finish();
                 var swarm = node.Engine.Find(contentId);
                 long fromPeers = swarm?.BytesFromPeers ?? 0;
                 double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
-                Console.Error.WriteLine($"swarm: {path}: {Units.Bytes(content.Layout.Length)} verified ({fromPeers} bytes from peers, {already} bytes already local) in {seconds:0.00} s, {ByteRate.Format(content.Layout.Length / seconds)}");
+                long fromOrigin = ingestedFromOrigin ? content.Layout.Length : 0;
+                Console.Error.WriteLine($"swarm: {path}: {Units.Bytes(content.Layout.Length)} verified ({fromPeers} bytes from peers, {fromOrigin} bytes from the origin, {already} bytes already local) in {seconds:0.00} s, {ByteRate.Format(content.Layout.Length / seconds)}");
                 if (lingerFor > TimeSpan.Zero)
                 {
                     Console.Error.WriteLine($"swarm: serving {contentId} on {node.EndPoint} for {ProgressLine.FormatDuration(lingerFor)}; Ctrl-C to stop");

@@ -9,15 +9,18 @@ internal static class SeedCommand
 {
     public static Command Create()
     {
-        var file = new Argument<FileInfo>("FILE") { Description = "The local file to ingest and serve." };
+        var file = new Argument<string>("SOURCE") { Description = "What to ingest and serve: a local file, or an http(s) URL (fetched from its origin once)." };
+        var tag = CommonOptions.Tag();
+        var filters = CommonOptions.Filters();
+        var headers = CommonOptions.Headers();
         var dataDir = CommonOptions.DataDir();
         var listen = CommonOptions.Listen("0.0.0.0:7400");
         var bootstrap = CommonOptions.Bootstrap();
         var uploadRate = CommonOptions.Rate("--upload-rate", "upload");
         var verbose = CommonOptions.Verbose();
-        var command = new Command("seed", "Ingest a file (hash and sign its pieces), print its swarm:// id on stdout, announce it in the DHT, then serve it until stopped (Ctrl-C or SIGTERM).")
+        var command = new Command("seed", "Ingest a file or a URL (hash and sign its pieces; for a URL also publish a pointer from the URL to the content in the DHT), print its swarm:// id on stdout, announce it in the DHT, then serve it until stopped (Ctrl-C or SIGTERM).")
         {
-            file, dataDir, listen, bootstrap, uploadRate, verbose,
+            file, dataDir, listen, bootstrap, uploadRate, tag, filters, headers, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -25,17 +28,35 @@ internal static class SeedCommand
             var logger = new StderrLogger(parse.GetValue(verbose) ? LogLevel.Debug : LogLevel.Warning, progress);
             try
             {
-                var source = parse.GetValue(file)!;
-                if (!source.Exists) throw new FileNotFoundException($"file not found: {source.FullName}");
+                string what = parse.GetValue(file)!;
+                var url = CommonOptions.AsUrl(what);
+                var source = new FileInfo(what);
+                if (url == null && !source.Exists) throw new FileNotFoundException($"file not found: {source.FullName}");
+                var headerList = CommonOptions.ParseHeaders(parse.GetValue(headers));
                 var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
                 await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
                     parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
-                long total = source.Length;
-                var content = await node.Store.IngestFileAsync(source.FullName, node.Key,
-                    new Progress<long>(done => progress.Report(done, total)), ct).ConfigureAwait(false);
-                progress.Report(total, total, force: true);
+                Swarm.Core.Storage.StoredContent content;
+                if (url != null)
+                {
+                    using var origin = new Swarm.Core.Sources.OriginClient(headerList);
+                    content = await OriginTasks.IngestAsync(node, url, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)), ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    long total = source.Length;
+                    content = await node.Store.IngestFileAsync(source.FullName, node.Key,
+                        new Progress<long>(done => progress.Report(done, total)), ct).ConfigureAwait(false);
+                }
+                progress.Report(content.Layout.Length, content.Layout.Length, force: true);
                 progress.Finish();
                 await node.ServeAsync(content, ct).ConfigureAwait(false);
+                if (url != null)
+                {
+                    var taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
+                    int stored = await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, ct).ConfigureAwait(false);
+                    if (stored == 0) logger.LogWarning("no DHT node stored the pointer for {Url} (no --bootstrap?); 'swarm get {Url}' elsewhere will go to the origin", url, url);
+                }
                 Console.Out.WriteLine(content.Id.ToUri());
                 Console.Out.Flush();
                 Console.Error.WriteLine($"swarm: serving {content.Id.ToUri()} ({Units.Bytes(content.Layout.Length)}, {content.Layout.PieceCount} pieces of {Units.Bytes(content.Layout.PieceSize)}) on {node.EndPoint} (TCP and UDP); Ctrl-C to stop");

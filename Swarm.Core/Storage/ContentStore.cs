@@ -72,7 +72,16 @@ public sealed class ContentStore
     public async Task<StoredContent> IngestFileAsync(string sourcePath, NodeKey key, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         using var source = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        long length = source.Length;
+        return await IngestAsync(source, source.Length, sourcePath, key, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Ingests <paramref name="length"/> bytes from a stream (a file, an HTTP response): copies them into the store while
+    /// hashing each piece, signs the manifest, and returns the complete entry. <paramref name="sourcePath"/> names the
+    /// source in errors.
+    /// </summary>
+    public async Task<StoredContent> IngestAsync(Stream source, long length, string sourcePath, NodeKey key, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
         var layout = PieceLayout.For(length);
         string tmp = NewTempDirectory();
         try
@@ -99,7 +108,7 @@ public sealed class ContentStore
                 }
                 catch (EndOfStreamException e)
                 {
-                    throw new IOException($"{sourcePath} shrank while it was being read; seed it again once it stops changing", e);
+                    throw new IOException($"{sourcePath} ended before its {length:N0} bytes (it shrank, or the connection broke); try again", e);
                 }
                 finally
                 {

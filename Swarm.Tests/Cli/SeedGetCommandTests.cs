@@ -9,7 +9,7 @@ public partial class SeedGetCommandTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
 
-    [GeneratedRegex(@"\((\d+) bytes from peers, (\d+) bytes already local\)")]
+    [GeneratedRegex(@"\((\d+) bytes from peers, \d+ bytes from the origin, (\d+) bytes already local\)")]
     private static partial Regex Summary();
 
     private static async Task<(SwarmProcess Seed, string Id, int Port)> StartSeedAsync(TempDirectory dir, string file, params string[] extra)

@@ -1,0 +1,66 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Microsoft.Extensions.Http.Resilience;
+using Polly;
+
+namespace Swarm.Core.Sources;
+
+/// <summary>The origin failed in a way retrying will not fix (4xx), or kept failing after retries.</summary>
+public sealed class OriginException : Exception
+{
+    public OriginException(string message) : base(message) { }
+    public OriginException(string message, Exception inner) : base(message, inner) { }
+    public OriginException() { }
+    public bool Permanent { get; init; }
+}
+
+/// <summary>
+/// Fetches from an origin over HTTP(S): request headers as given (<c>-H</c>), retries with exponential back-off on 5xx,
+/// 408, 429, resets and timeouts (Microsoft.Extensions.Http.Resilience), a clear error on other 4xx.
+/// </summary>
+public sealed class OriginClient : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public OriginClient(IReadOnlyList<KeyValuePair<string, string>> headers, TimeSpan? attemptTimeout = null, int retries = 4)
+    {
+        var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
+            .AddRetry(new HttpRetryStrategyOptions
+            {
+                MaxRetryAttempts = retries,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(200),
+            })
+            .AddTimeout(attemptTimeout ?? TimeSpan.FromSeconds(30))
+            .Build();
+        var handler = new ResilienceHandler(pipeline) { InnerHandler = new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None } };
+        _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        foreach (var (name, value) in headers) _http.DefaultRequestHeaders.TryAddWithoutValidation(name, value);
+    }
+
+    /// <summary>Starts a GET and returns the response with its body unread. The caller disposes it.</summary>
+    public async Task<HttpResponseMessage> GetAsync(Uri url, CancellationToken cancellationToken)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, url);
+            request.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or TimeoutException or Polly.Timeout.TimeoutRejectedException)
+        {
+            throw new OriginException($"origin {url.GetLeftPart(UriPartial.Authority)} did not answer: {e.Message}", e);
+        }
+        if (response.IsSuccessStatusCode) return response;
+        int code = (int)response.StatusCode;
+        response.Dispose();
+        throw new OriginException(code is >= 400 and < 500
+            ? $"origin answered {code} {response.ReasonPhrase} for {url}; check the URL and any -H credentials"
+            : $"origin answered {code} {response.ReasonPhrase} for {url} after retries; try again later")
+        { Permanent = code is >= 400 and < 500 };
+    }
+
+    public void Dispose() => _http.Dispose();
+}

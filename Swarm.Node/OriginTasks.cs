@@ -1,0 +1,78 @@
+using System.Security.Cryptography;
+using Swarm.Core.Content;
+using Swarm.Core.Dht;
+using Swarm.Core.Sources;
+using Swarm.Core.Storage;
+
+namespace Swarm.Node;
+
+/// <summary>
+/// URLs as content: ingest from the origin once, publish a signed pointer record (task key → content id) in the DHT, and
+/// resolve pointers so other nodes fetch through the swarm.
+/// </summary>
+public static class OriginTasks
+{
+    public static readonly TimeSpan PointerLifetime = TimeSpan.FromHours(24);
+
+    /// <summary>Fetches the URL from its origin into the store (hashing and signing pieces on the way) and returns the entry.</summary>
+    public static async Task<StoredContent> IngestAsync(LocalNode node, Uri url, OriginClient origin, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+    {
+        using var response = await origin.GetAsync(url, cancellationToken).ConfigureAwait(false);
+        long? length = response.Content.Headers.ContentLength;
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        if (length is { } known)
+        {
+            return await node.Store.IngestAsync(body, known, url.ToString(), node.Key,
+                progress == null ? null : new Progress<long>(done => progress.Report((done, known))), cancellationToken).ConfigureAwait(false);
+        }
+        // No Content-Length: the piece layout needs the length, so spool to a temporary file first.
+        string spool = Path.Combine(node.Store.TempRoot, "spool-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)));
+        try
+        {
+            await using (var file = new FileStream(spool, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                await body.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+            return await node.Store.IngestFileAsync(spool, node.Key, null, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(spool);
+        }
+    }
+
+    /// <summary>Publishes "this task is that content, ingested by me" in the DHT. Returns how many nodes stored it.</summary>
+    public static async Task<int> PublishPointerAsync(LocalNode node, Hash256 taskKey, ContentId id, CancellationToken cancellationToken)
+    {
+        if (node.Dht == null) return 0;
+        var record = node.Dht.CreateRecord(taskKey, id.Value.ToArray(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow + PointerLifetime);
+        return await node.Dht.PutAsync(record, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The content id of the newest valid pointer for the task, or null when nobody has published one.</summary>
+    public static async Task<ContentId?> ResolvePointerAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    {
+        if (node.Dht == null) return null;
+        var records = await node.Dht.GetAsync(taskKey, null, cancellationToken).ConfigureAwait(false);
+        var newest = records.Where(r => r.Value.Length == Hash256.Size && r.Expires > DateTimeOffset.UtcNow).OrderByDescending(r => r.Sequence).FirstOrDefault();
+        return newest == null ? null : new ContentId(new Hash256(newest.Value.Span));
+    }
+
+    /// <summary>Checks the whole content against a <c>sha256:HEX</c> digest before it is exported.</summary>
+    public static void VerifyDigest(StoredContent content, string digest)
+    {
+        const string prefix = "sha256:";
+        if (!digest.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !Hash256.TryParseHex(digest.AsSpan(prefix.Length), out var expected))
+            throw new FormatException($"--digest '{digest}' is not sha256:<64 hex digits>");
+        using var stream = new FileStream(content.DataPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 20, FileOptions.SequentialScan);
+        var actual = new Hash256(SHA256.HashData(stream));
+        if (actual != expected)
+            throw new DigestMismatchException($"the content's SHA-256 is sha256:{actual.ToHex()}, not the expected {digest}; the output was not written");
+    }
+}
+
+/// <summary>The whole content does not match the digest the user asked for.</summary>
+public sealed class DigestMismatchException : Exception
+{
+    public DigestMismatchException(string message) : base(message) { }
+    public DigestMismatchException() { }
+    public DigestMismatchException(string message, Exception inner) : base(message, inner) { }
+}

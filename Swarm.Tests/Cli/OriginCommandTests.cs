@@ -1,0 +1,108 @@
+using Swarm.Tests.Support;
+
+namespace Swarm.Tests.Cli;
+
+/// <summary>URLs through the real <c>swarm</c> command: seed from an origin once, get through the swarm, back to source.</summary>
+[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)] // ten processes at once: run alone
+public class OriginCommandTests
+{
+    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(90);
+
+    private static byte[] RandomBytes(int size, int seed)
+    {
+        var b = new byte[size];
+        new Random(seed).NextBytes(b);
+        return b;
+    }
+
+    [Fact]
+    public async Task OneSeedThenTenGetsAtOnceTheOriginSendsTheFileAboutOnce()
+    {
+        using var dir = new TempDirectory();
+        var content = RandomBytes(6 * 1024 * 1024 + 17, 5);
+        await using var origin = new CountingOrigin();
+        origin.Serve("/models/m.bin", content);
+        int seedPort = FreePort.Get();
+        await using var seed = SwarmProcess.Start("seed", origin.Url("/models/m.bin?sig=seed"), "--filter", "sig", "--data-dir", dir.Combine("seed"), "--listen", $"127.0.0.1:{seedPort}");
+        await seed.WaitForStdoutLineAsync(l => l.StartsWith("swarm://", StringComparison.Ordinal), ProcessTimeout);
+
+        var gets = Enumerable.Range(0, 10).Select(i => SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url($"/models/m.bin?sig=user{i}"), "--filter", "sig",
+            "-o", dir.Combine($"out{i}.bin"), "--data-dir", dir.Combine($"g{i}"), "--bootstrap", $"127.0.0.1:{seedPort}", "--listen", "127.0.0.1:0")).ToList();
+        var done = await Task.WhenAll(gets);
+        try
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                Assert.True(done[i].ExitCode == 0, done[i].ToString());
+                Assert.Equal(content, File.ReadAllBytes(dir.Combine($"out{i}.bin")));
+            }
+            Assert.True(origin.BytesSent <= 1.1 * content.Length, $"the origin sent {origin.BytesSent / (double)content.Length:0.00}x the file");
+        }
+        finally
+        {
+            foreach (var g in done) await g.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task WithNobodyHoldingItGetGoesBackToSourceAndThenServesOthers()
+    {
+        using var dir = new TempDirectory();
+        var content = RandomBytes(2 * 1024 * 1024 + 3, 6);
+        await using var origin = new CountingOrigin();
+        origin.Serve("/a.bin", content);
+        int nodePort = FreePort.Get();
+        await using var node = SwarmProcess.Start("node", "--data-dir", dir.Combine("n"), "--listen", $"127.0.0.1:{nodePort}");
+        await Poll.UntilAsync(() => node.Stderr.Contains("listening on", StringComparison.Ordinal) || node.HasExited, ProcessTimeout, "node start");
+
+        // The first get finds no pointer: it fetches from the origin (once) and lingers, serving the content.
+        int firstPort = FreePort.Get();
+        await using var first = SwarmProcess.Start("get", origin.Url("/a.bin"), "-o", dir.Combine("1.bin"), "--data-dir", dir.Combine("g1"),
+            "--bootstrap", $"127.0.0.1:{nodePort}", "--listen", $"127.0.0.1:{firstPort}", "--linger", "60s");
+        await Poll.UntilAsync(() => File.Exists(dir.Combine("1.bin")) || first.HasExited, ProcessTimeout, "the first get's output");
+        Assert.False(first.HasExited, first.ToString());
+        Assert.Equal(content, File.ReadAllBytes(dir.Combine("1.bin")));
+        Assert.Matches(@"\d+ bytes from the origin", first.Stderr);
+
+        // The second, refusing the origin, gets it from the first through the swarm.
+        await using var second = await SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/a.bin"), "-o", dir.Combine("2.bin"), "--data-dir", dir.Combine("g2"),
+            "--bootstrap", $"127.0.0.1:{nodePort}", "--listen", "127.0.0.1:0", "--no-back-to-source");
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(content, File.ReadAllBytes(dir.Combine("2.bin")));
+        Assert.Equal(content.Length, origin.BytesSent);
+        Assert.Equal(1, origin.Requests);
+    }
+
+    [Fact]
+    public async Task OriginErrorsDigestMismatchAndNoBackToSourceFailClearly()
+    {
+        using var dir = new TempDirectory();
+        var content = RandomBytes(300_000, 7);
+        await using var origin = new CountingOrigin();
+        origin.Serve("/x.bin", content);
+
+        await using var notFound = await SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/missing.bin"), "-o", dir.Combine("o1"), "--data-dir", dir.Combine("d1"), "--listen", "127.0.0.1:0");
+        Assert.Equal(2, notFound.ExitCode);
+        Assert.Contains("404", notFound.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(dir.Combine("o1")));
+
+        origin.FailNext(2, 503); // transient: retried with back-off, then served
+        await using var flaky = await SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/x.bin"), "-o", dir.Combine("o2"), "--data-dir", dir.Combine("d2"), "--listen", "127.0.0.1:0");
+        Assert.True(flaky.ExitCode == 0, flaky.ToString());
+        Assert.Equal(content, File.ReadAllBytes(dir.Combine("o2")));
+
+        string wrong = "sha256:" + new string('0', 64);
+        await using var mismatch = await SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/x.bin"), "-o", dir.Combine("o3"), "--data-dir", dir.Combine("d3"), "--listen", "127.0.0.1:0", "--digest", wrong);
+        Assert.Equal(4, mismatch.ExitCode);
+        Assert.Contains("not the expected", mismatch.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(dir.Combine("o3")));
+
+        string right = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content));
+        await using var match = await SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/x.bin"), "-o", dir.Combine("o4"), "--data-dir", dir.Combine("d4"), "--listen", "127.0.0.1:0", "--digest", right);
+        Assert.True(match.ExitCode == 0, match.ToString());
+
+        await using var refused = await SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/x.bin"), "-o", dir.Combine("o5"), "--data-dir", dir.Combine("d5"), "--listen", "127.0.0.1:0", "--no-back-to-source");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--no-back-to-source", refused.Stderr, StringComparison.Ordinal);
+    }
+}
