@@ -212,6 +212,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                 }
                 while (swarm.TryTakeLearnedPeer(out var learned)) Dial(learned);
                 var finished = await Task.WhenAny(swarm.Completion, Task.Delay(100, run.Token)).ConfigureAwait(false);
+                if (finished != swarm.Completion) run.Token.ThrowIfCancellationRequested(); // stopped by the caller, not "no peers"
                 var content = swarm.Content;
                 progress?.Report(new TransferProgress(content?.Layout.Length ?? 0, content?.VerifiedBytes ?? 0, swarm.BytesFromPeers, swarm.PeerCount));
                 if (finished == swarm.Completion) return await swarm.Completion.ConfigureAwait(false);
