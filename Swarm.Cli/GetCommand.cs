@@ -82,12 +82,57 @@ internal static class GetCommand
                     {
                         if (parse.GetValue(noBackToSource))
                             throw new PeerUnavailableException($"no node in the swarm serves {url} and --no-back-to-source was given");
-                        using var origin = new Swarm.Core.Sources.OriginClient(headerList);
-                        content = await OriginTasks.IngestAsync(node, url, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)), ct).ConfigureAwait(false);
-                        contentId = content.Id;
-                        ingestedFromOrigin = true;
-                        await node.ServeAsync(content, ct).ConfigureAwait(false);
-                        await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, ct).ConfigureAwait(false);
+                        // Cold start: one node takes the lease and goes to the origin; the others wait for its pointer.
+                        var deadline = DateTime.UtcNow + options.StallTimeout;
+                        while (content == null)
+                        {
+                            bool pointerFirst = pointed == null && !await OriginTasks.TryTakeLeaseAsync(node, taskKey, ct).ConfigureAwait(false);
+                            if (pointerFirst)
+                            {
+                                progress.WriteLine($"swarm: another node is fetching {url} from the origin; waiting for it to share");
+                                while (DateTime.UtcNow < deadline && (pointed = await OriginTasks.ResolvePointerAsync(node, taskKey, ct).ConfigureAwait(false)) == null
+                                       && await OriginTasks.LeaseHolderAsync(node, taskKey, ct).ConfigureAwait(false) != null)
+                                    await Task.Delay(500, ct).ConfigureAwait(false);
+                                if (pointed is { } shared)
+                                {
+                                    contentId = shared;
+                                    try
+                                    {
+                                        content = await node.Engine.DownloadAsync(contentId, peerList,
+                                            new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct, node.Discovery).ConfigureAwait(false);
+                                    }
+                                    catch (PeerUnavailableException e)
+                                    {
+                                        progress.WriteLine($"swarm: the swarm could not serve {url} ({e.Message}); fetching from the origin");
+                                    }
+                                }
+                                if (content != null) break;
+                                if (DateTime.UtcNow < deadline && pointed == null) continue; // the holder went away: elect again
+                            }
+                            using var renew = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                            var renewing = Task.Run(async () =>
+                            {
+                                while (!renew.IsCancellationRequested)
+                                {
+                                    await Task.Delay(OriginTasks.LeaseLifetime / 3, renew.Token).ConfigureAwait(false);
+                                    await OriginTasks.RenewLeaseAsync(node, taskKey, renew.Token).ConfigureAwait(false);
+                                }
+                            }, renew.Token);
+                            try
+                            {
+                                using var origin = new Swarm.Core.Sources.OriginClient(headerList);
+                                content = await OriginTasks.IngestAsync(node, url, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)), ct).ConfigureAwait(false);
+                            }
+                            finally
+                            {
+                                await renew.CancelAsync().ConfigureAwait(false);
+                                try { await renewing.ConfigureAwait(false); } catch (OperationCanceledException) { }
+                            }
+                            contentId = content.Id;
+                            ingestedFromOrigin = true;
+                            await node.ServeAsync(content, ct).ConfigureAwait(false);
+                            await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, ct).ConfigureAwait(false);
+                        }
                     }
                 }
                 else
@@ -108,6 +153,9 @@ internal static class GetCommand
                 double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
                 long fromOrigin = ingestedFromOrigin ? content.Layout.Length : 0;
                 Console.Error.WriteLine($"swarm: {path}: {Units.Bytes(content.Layout.Length)} verified ({fromPeers} bytes from peers, {fromOrigin} bytes from the origin, {already} bytes already local) in {seconds:0.00} s, {ByteRate.Format(content.Layout.Length / seconds)}");
+                // Do not strand peers that are fetching from us: keep serving while any is still interested (bounded), and
+                // after an origin ingest give the nodes that waited for this node's pointer a moment to connect.
+                await FinishUploadsAsync(swarm, ingestedFromOrigin ? TimeSpan.FromSeconds(5) : TimeSpan.Zero, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
                 if (lingerFor > TimeSpan.Zero)
                 {
                     Console.Error.WriteLine($"swarm: serving {contentId} on {node.EndPoint} for {ProgressLine.FormatDuration(lingerFor)}; Ctrl-C to stop");
@@ -133,5 +181,22 @@ internal static class GetCommand
             }
         });
         return command;
+    }
+
+    private static async Task FinishUploadsAsync(ContentSwarm? swarm, TimeSpan atLeast, TimeSpan atMost, CancellationToken cancellationToken)
+    {
+        if (swarm == null) return;
+        var clock = Stopwatch.StartNew();
+        long quietSince = -1000; // nobody interested at the start: no need to wait
+        try
+        {
+            while (clock.Elapsed < atMost)
+            {
+                if (swarm.HasInterestedPeers) quietSince = clock.ElapsedMilliseconds;
+                else if (clock.Elapsed >= atLeast && clock.ElapsedMilliseconds - quietSince >= 1000) return;
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) { }
     }
 }

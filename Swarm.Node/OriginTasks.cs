@@ -56,6 +56,48 @@ public static class OriginTasks
         return newest == null ? null : new ContentId(new Hash256(newest.Value.Span));
     }
 
+    public static readonly TimeSpan LeaseLifetime = TimeSpan.FromSeconds(30);
+
+    private static Hash256 LeaseKey(Hash256 taskKey)
+    {
+        Span<byte> b = stackalloc byte[14 + Hash256.Size];
+        "swarm/lease/v1"u8.CopyTo(b);
+        taskKey.CopyTo(b[14..]);
+        return Hash256.Of(b);
+    }
+
+    /// <summary>
+    /// Cold start without a herd: every node that finds no pointer publishes a short lease record for the task, waits a
+    /// moment for the others' to arrive, and the lowest node id among the live leases ingests from the origin; the rest wait
+    /// for its pointer and fetch through the swarm. The holder renews its lease while it ingests; if it dies, the lease
+    /// expires and the others elect again. A node with an empty routing table is alone and goes to the origin.
+    /// </summary>
+    public static async Task<bool> TryTakeLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    {
+        if (node.Dht == null || node.Dht.GetStats().RoutingTableSize == 0) return true;
+        await RenewLeaseAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+        await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+        var holder = await LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+        return holder == null || holder == node.Key.NodeId;
+    }
+
+    public static async Task RenewLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    {
+        if (node.Dht == null) return;
+        var now = DateTimeOffset.UtcNow;
+        var record = node.Dht.CreateRecord(LeaseKey(taskKey), node.Key.NodeId.ToArray(), now.ToUnixTimeMilliseconds(), now + LeaseLifetime);
+        await node.Dht.PutAsync(record, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The node holding the lease for the task (lowest node id among live leases), or null when none is live.</summary>
+    public static async Task<Hash256?> LeaseHolderAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    {
+        if (node.Dht == null) return null;
+        var leases = await node.Dht.GetAsync(LeaseKey(taskKey), null, cancellationToken).ConfigureAwait(false);
+        var live = leases.Where(r => r.Expires > DateTimeOffset.UtcNow).Select(r => r.Publisher).ToList();
+        return live.Count == 0 ? null : live.Min();
+    }
+
     /// <summary>Checks the whole content against a <c>sha256:HEX</c> digest before it is exported.</summary>
     public static void VerifyDigest(StoredContent content, string digest)
     {

@@ -57,6 +57,12 @@ public sealed class ContentSwarm : IAsyncDisposable
         get { lock (_sync) return _sessions.Count; }
     }
 
+    /// <summary>Whether some connected peer still wants pieces from this node.</summary>
+    public bool HasInterestedPeers
+    {
+        get { lock (_sync) return _sessions.Any(s => s.PeerInterested); }
+    }
+
     public IReadOnlyList<PeerSession> Sessions
     {
         get { lock (_sync) return [.. _sessions]; }

@@ -45,6 +45,35 @@ public class OriginCommandTests
     }
 
     [Fact]
+    public async Task TenNodesColdStartTogetherAndTheOriginSendsTheFileAboutOnce()
+    {
+        using var dir = new TempDirectory();
+        var content = RandomBytes(4 * 1024 * 1024 + 9, 8);
+        await using var origin = new CountingOrigin();
+        origin.Serve("/cold.bin", content);
+        int nodePort = FreePort.Get();
+        await using var node = SwarmProcess.Start("node", "--data-dir", dir.Combine("n"), "--listen", $"127.0.0.1:{nodePort}");
+        await Poll.UntilAsync(() => node.Stderr.Contains("listening on", StringComparison.Ordinal) || node.HasExited, ProcessTimeout, "node start");
+
+        var gets = Enumerable.Range(0, 10).Select(i => SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/cold.bin"), "-o", dir.Combine($"out{i}.bin"),
+            "--data-dir", dir.Combine($"g{i}"), "--bootstrap", $"127.0.0.1:{nodePort}", "--listen", "127.0.0.1:0")).ToList();
+        var done = await Task.WhenAll(gets);
+        try
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                Assert.True(done[i].ExitCode == 0, done[i].ToString());
+                Assert.Equal(content, File.ReadAllBytes(dir.Combine($"out{i}.bin")));
+            }
+            Assert.True(origin.BytesSent <= 1.2 * content.Length, $"the origin sent {origin.BytesSent / (double)content.Length:0.00}x the file in {origin.Requests} requests");
+        }
+        finally
+        {
+            foreach (var g in done) await g.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task WithNobodyHoldingItGetGoesBackToSourceAndThenServesOthers()
     {
         using var dir = new TempDirectory();
