@@ -6,9 +6,9 @@ using Swarm.Core.Wire;
 namespace Swarm.Benchmarks;
 
 /// <summary>
-/// Builds frames exactly as <see cref="FrameConnection"/> does (its WriteMessage / WriteBlock are private, so their
-/// bodies are mirrored here): the MessagePack header into a scratch <see cref="ArrayBufferWriter{T}"/>, then prefix,
-/// header and (for blocks) the raw block bytes into the output writer in one GetSpan/Advance.
+/// Builds frames with the same code <see cref="FrameConnection"/> uses (<see cref="FrameCodec.WriteMessage{T}"/> and
+/// <see cref="FrameCodec.WriteBlock{TState}"/>): the MessagePack header into a scratch <see cref="ArrayBufferWriter{T}"/>,
+/// then prefix, header and (for blocks) the raw block bytes into the output writer in one GetSpan/Advance.
 /// </summary>
 internal static class FrameCorpus
 {
@@ -22,34 +22,6 @@ internal static class FrameCorpus
     public static Have HaveAt(int i) => new(700 + i);
     public static BlockHeader BlockAt(int i) => new(700 + i / BlocksPerPiece, i % BlocksPerPiece * BlockLength);
 
-    public static void WriteMessage<T>(IBufferWriter<byte> output, ArrayBufferWriter<byte> scratch, T message) where T : IWireMessage<T>
-    {
-        scratch.ResetWrittenCount();
-        var w = new MessagePackWriter(scratch);
-        message.Write(ref w);
-        w.Flush();
-        int bodyLength = scratch.WrittenCount;
-        var span = output.GetSpan(FrameCodec.PrefixLength + bodyLength);
-        FrameCodec.WritePrefix(span, T.Kind, bodyLength);
-        scratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
-        output.Advance(FrameCodec.PrefixLength + bodyLength);
-    }
-
-    public static void WriteBlock<TState>(IBufferWriter<byte> output, ArrayBufferWriter<byte> scratch, BlockHeader header, int length, TState state, Action<TState, Span<byte>> fill)
-    {
-        scratch.ResetWrittenCount();
-        var w = new MessagePackWriter(scratch);
-        header.Write(ref w);
-        w.Flush();
-        int headerLength = scratch.WrittenCount;
-        int total = FrameCodec.PrefixLength + headerLength + length;
-        var span = output.GetSpan(total);
-        FrameCodec.WritePrefix(span, MessageKind.Block, headerLength + length);
-        scratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
-        fill(state, span.Slice(FrameCodec.PrefixLength + headerLength, length));
-        output.Advance(total);
-    }
-
     /// <summary>
     /// Writes frame <paramref name="i"/> of the given kind. Block frame i carries bytes [i * 128 KiB, (i + 1) * 128 KiB) of
     /// <paramref name="blockSource"/> (see <see cref="RandomSource"/>), so a batch reads as many distinct bytes as it
@@ -60,13 +32,13 @@ internal static class FrameCorpus
         switch (kind)
         {
             case MessageKind.Request:
-                WriteMessage(output, scratch, RequestAt(i));
+                FrameCodec.WriteMessage(output, scratch, RequestAt(i));
                 break;
             case MessageKind.Have:
-                WriteMessage(output, scratch, HaveAt(i));
+                FrameCodec.WriteMessage(output, scratch, HaveAt(i));
                 break;
             case MessageKind.Block:
-                WriteBlock(output, scratch, BlockAt(i), BlockLength, (Source: blockSource, Offset: i * BlockLength),
+                FrameCodec.WriteBlock(output, scratch, BlockAt(i), BlockLength, (Source: blockSource, Offset: i * BlockLength),
                     static (s, span) => s.Source.AsSpan(s.Offset, span.Length).CopyTo(span));
                 break;
             default:

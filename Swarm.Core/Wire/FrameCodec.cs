@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using MessagePack;
 
 namespace Swarm.Core.Wire;
 
@@ -53,5 +54,38 @@ public static class FrameCodec
     {
         BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)(bodyLength + 1));
         destination[4] = (byte)kind;
+    }
+
+    /// <summary>Writes a whole frame: prefix, then the message's MessagePack header (encoded through <paramref name="scratch"/> to learn its length).</summary>
+    public static void WriteMessage<T>(IBufferWriter<byte> output, ArrayBufferWriter<byte> scratch, T message) where T : IWireMessage<T>
+    {
+        scratch.ResetWrittenCount();
+        var w = new MessagePackWriter(scratch);
+        message.Write(ref w);
+        w.Flush();
+        int bodyLength = scratch.WrittenCount;
+        var span = output.GetSpan(PrefixLength + bodyLength);
+        WritePrefix(span, T.Kind, bodyLength);
+        scratch.WrittenSpan.CopyTo(span[PrefixLength..]);
+        output.Advance(PrefixLength + bodyLength);
+    }
+
+    /// <summary>
+    /// Writes a block frame: prefix, header, then <paramref name="length"/> bytes that <paramref name="fill"/> writes straight
+    /// into the output (for example a positional read from the data file), so block bytes are copied once.
+    /// </summary>
+    public static void WriteBlock<TState>(IBufferWriter<byte> output, ArrayBufferWriter<byte> scratch, BlockHeader header, int length, TState state, Action<TState, Span<byte>> fill)
+    {
+        scratch.ResetWrittenCount();
+        var w = new MessagePackWriter(scratch);
+        header.Write(ref w);
+        w.Flush();
+        int headerLength = scratch.WrittenCount;
+        int total = PrefixLength + headerLength + length;
+        var span = output.GetSpan(total);
+        WritePrefix(span, MessageKind.Block, headerLength + length);
+        scratch.WrittenSpan.CopyTo(span[PrefixLength..]);
+        fill(state, span.Slice(PrefixLength + headerLength, length));
+        output.Advance(total);
     }
 }

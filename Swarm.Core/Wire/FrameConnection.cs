@@ -85,14 +85,7 @@ public sealed class FrameConnection : IAsyncDisposable
         if (_closed.IsCancellationRequested) return;
         lock (_controlLock)
         {
-            _controlScratch.ResetWrittenCount();
-            var w = new MessagePackWriter(_controlScratch);
-            message.Write(ref w);
-            w.Flush();
-            var span = _control.GetSpan(FrameCodec.PrefixLength + _controlScratch.WrittenCount);
-            FrameCodec.WritePrefix(span, T.Kind, _controlScratch.WrittenCount);
-            _controlScratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
-            _control.Advance(FrameCodec.PrefixLength + _controlScratch.WrittenCount);
+            FrameCodec.WriteMessage(_control, _controlScratch, message);
             SignalControl();
         }
     }
@@ -171,7 +164,7 @@ public sealed class FrameConnection : IAsyncDisposable
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            WriteMessage(message);
+            FrameCodec.WriteMessage(_output.Writer, _scratch, message);
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -215,41 +208,13 @@ public sealed class FrameConnection : IAsyncDisposable
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            WriteBlock(header, length, state, fill);
+            FrameCodec.WriteBlock(_output.Writer, _scratch, header, length, state, fill);
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             _sendLock.Release();
         }
-    }
-
-    private void WriteBlock<TState>(BlockHeader header, int length, TState state, Action<TState, Span<byte>> fill)
-    {
-        _scratch.ResetWrittenCount();
-        var w = new MessagePackWriter(_scratch);
-        header.Write(ref w);
-        w.Flush();
-        int headerLength = _scratch.WrittenCount;
-        int total = FrameCodec.PrefixLength + headerLength + length;
-        var span = _output.Writer.GetSpan(total);
-        FrameCodec.WritePrefix(span, MessageKind.Block, headerLength + length);
-        _scratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
-        fill(state, span.Slice(FrameCodec.PrefixLength + headerLength, length));
-        _output.Writer.Advance(total);
-    }
-
-    private void WriteMessage<T>(T message) where T : IWireMessage<T>
-    {
-        _scratch.ResetWrittenCount();
-        var w = new MessagePackWriter(_scratch);
-        message.Write(ref w);
-        w.Flush();
-        int bodyLength = _scratch.WrittenCount;
-        var span = _output.Writer.GetSpan(FrameCodec.PrefixLength + bodyLength);
-        FrameCodec.WritePrefix(span, T.Kind, bodyLength);
-        _scratch.WrittenSpan.CopyTo(span[FrameCodec.PrefixLength..]);
-        _output.Writer.Advance(FrameCodec.PrefixLength + bodyLength);
     }
 
     private async ValueTask FlushAsync(CancellationToken cancellationToken)
