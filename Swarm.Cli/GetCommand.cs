@@ -55,6 +55,8 @@ internal static class GetCommand
                 await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
                 bool canDiscover = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
+                Task<Swarm.Core.Storage.StoredContent> FetchAsync(ContentId what, PeerDiscovery? discovery) =>
+                    node.Engine.DownloadAsync(what, peerList, new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct, discovery);
                 var clock = Stopwatch.StartNew();
                 Swarm.Core.Storage.StoredContent? content = null;
                 Swarm.Core.Content.Hash256 taskKey = default;
@@ -70,8 +72,7 @@ internal static class GetCommand
                         using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
                         try
                         {
-                            content = await node.Engine.DownloadAsync(contentId, peerList,
-                                new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct, node.Discovery).ConfigureAwait(false);
+                            content = await FetchAsync(contentId, node.Discovery).ConfigureAwait(false);
                         }
                         catch (PeerUnavailableException e) when (!parse.GetValue(noBackToSource))
                         {
@@ -98,8 +99,7 @@ internal static class GetCommand
                                     contentId = shared;
                                     try
                                     {
-                                        content = await node.Engine.DownloadAsync(contentId, peerList,
-                                            new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct, node.Discovery).ConfigureAwait(false);
+                                        content = await FetchAsync(contentId, node.Discovery).ConfigureAwait(false);
                                     }
                                     catch (PeerUnavailableException e)
                                     {
@@ -140,9 +140,7 @@ internal static class GetCommand
                     using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
                     if (peerList.Length == 0 && !canDiscover && already == 0)
                         throw new UsageException("no way to find peers: give --bootstrap IP:PORT (a DHT node) or --peer IP:PORT (a node serving this content)");
-                    content = await node.Engine.DownloadAsync(contentId, peerList,
-                        new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct,
-                        canDiscover ? node.Discovery : null).ConfigureAwait(false);
+                    content = await FetchAsync(contentId, canDiscover ? node.Discovery : null).ConfigureAwait(false);
                 }
                 if (parse.GetValue(digest) is { } expected) OriginTasks.VerifyDigest(content, expected);
                 content.Export(path);

@@ -39,6 +39,8 @@ public class SwarmResilienceTests
     [Theory]
     [InlineData(0)]
     [InlineData(1024 * 1024)]
+    [InlineData(2 * 1024 * 1024)]
+    [InlineData(4 * 1024 * 1024)]
     public async Task NodeServingCorruptBlocksIsBannedByEveryHonestNodeItFedAndAllFinishWithTheRightBytes(int pieceSize)
     {
         const int honest = 10;
