@@ -60,6 +60,12 @@ public sealed class LocalNode : IAsyncDisposable
                 (engine, dht) = BindBoth(key, store, options, dhtOptions ?? new DhtOptions(), logger, listen);
                 dht.LoadRoutingTable(Path.Combine(dataDirectory, RoutingTableFile));
                 int size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                // Many nodes starting at once on a busy host can miss the first answers: try again briefly.
+                for (int retry = 0; size == 0 && bootstrap.Count > 0 && retry < 3; retry++)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(500 * (retry + 1)), cancellationToken).ConfigureAwait(false);
+                    size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                }
                 if (size == 0 && bootstrap.Count > 0)
                     logger.LogWarning("no DHT node answered at {Bootstrap}; content can only be found through --peer until one does", string.Join(", ", bootstrap));
             }

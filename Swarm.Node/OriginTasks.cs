@@ -17,14 +17,17 @@ public static class OriginTasks
     /// <summary>Fetches the URL from its origin into the store (hashing and signing pieces on the way) and returns the entry.</summary>
     public static async Task<StoredContent> IngestAsync(LocalNode node, Uri url, OriginClient origin, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
     {
-        using var response = await origin.GetAsync(url, cancellationToken).ConfigureAwait(false);
+        var response = await origin.GetAsync(url, cancellationToken).ConfigureAwait(false);
         long? length = response.Content.Headers.ContentLength;
-        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         if (length is { } known)
         {
-            return await node.Store.IngestAsync(body, known, url.ToString(), node.Key,
+            // A cut connection is resumed (with a range request where the origin allows it) instead of failing the ingest.
+            await using var resuming = await ResumingOriginStream.OpenAsync(origin, url, response, known, cancellationToken).ConfigureAwait(false);
+            return await node.Store.IngestAsync(resuming, known, url.ToString(), node.Key,
                 progress == null ? null : new Progress<long>(done => progress.Report((done, known))), cancellationToken).ConfigureAwait(false);
         }
+        using var _ = response;
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         // No Content-Length: the piece layout needs the length, so spool to a temporary file first.
         string spool = Path.Combine(node.Store.TempRoot, "spool-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)));
         try
@@ -76,9 +79,15 @@ public static class OriginTasks
     {
         if (node.Dht == null || node.Dht.GetStats().RoutingTableSize == 0) return true;
         await RenewLeaseAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
-        await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
-        var holder = await LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
-        return holder == null || holder == node.Key.NodeId;
+        // Read twice: a lease put at the same moment by another node may reach the DHT a little later.
+        for (int look = 0; look < 2; look++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+            var holder = await LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+            if (holder == null && look == 0) holder = await LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+            if (holder != null && holder != node.Key.NodeId) return false;
+        }
+        return true;
     }
 
     public static async Task RenewLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)

@@ -40,13 +40,14 @@ public sealed class OriginClient : IDisposable
     }
 
     /// <summary>Starts a GET and returns the response with its body unread. The caller disposes it.</summary>
-    public async Task<HttpResponseMessage> GetAsync(Uri url, CancellationToken cancellationToken)
+    public async Task<HttpResponseMessage> GetAsync(Uri url, CancellationToken cancellationToken, RangeHeaderValue? range = null)
     {
         HttpResponseMessage response;
         try
         {
             var request = new HttpRequestMessage(HttpMethod.Get, url);
             request.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
+            if (range != null) request.Headers.Range = range;
             response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException or TimeoutException or Polly.Timeout.TimeoutRejectedException)

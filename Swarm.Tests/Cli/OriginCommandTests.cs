@@ -102,6 +102,24 @@ public class OriginCommandTests
         Assert.Equal(1, origin.Requests);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task AConnectionCutHalfwayIsResumed(bool ranges)
+    {
+        using var dir = new TempDirectory();
+        var content = RandomBytes(3 * 1024 * 1024 + 1, 9);
+        await using var origin = new CountingOrigin { SupportsRanges = ranges };
+        origin.Serve("/cut.bin", content);
+        origin.CutNextAfter(content.Length / 2);
+        await using var get = await SwarmProcess.RunAsync(ProcessTimeout, "get", origin.Url("/cut.bin"), "-o", dir.Combine("o"), "--data-dir", dir.Combine("d"), "--listen", "127.0.0.1:0");
+        Assert.True(get.ExitCode == 0, get.ToString());
+        Assert.Equal(content, File.ReadAllBytes(dir.Combine("o")));
+        Assert.Equal(2, origin.Requests);
+        // With ranges only the missing half is sent again; without, the first half is sent twice.
+        Assert.Equal(ranges ? content.Length : content.Length + content.Length / 2, origin.BytesSent);
+    }
+
     [Fact]
     public async Task OriginErrorsDigestMismatchAndNoBackToSourceFailClearly()
     {

@@ -18,6 +18,13 @@ public sealed class CountingOrigin : IAsyncDisposable
     private int _requests;
     private int _failNext;
     private int _failStatus = 500;
+    private long _cutAfter = -1;
+
+    /// <summary>Whether the origin honours <c>Range: bytes=N-</c> (answers 206 and says Accept-Ranges: bytes).</summary>
+    public bool SupportsRanges { get; set; }
+
+    /// <summary>The next response is cut (connection closed) after this many body bytes.</summary>
+    public void CutNextAfter(long bytes) => Interlocked.Exchange(ref _cutAfter, bytes);
 
     public CountingOrigin()
     {
@@ -78,12 +85,22 @@ public sealed class CountingOrigin : IAsyncDisposable
                 await stream.WriteAsync("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), _stop.Token);
                 return;
             }
-            await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {body.Length}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"), _stop.Token);
-            for (int at = 0; at < body.Length; at += 65536)
+            int from = 0;
+            var rangeLine = head.ToString().Split("\r\n").FirstOrDefault(l => l.StartsWith("Range: bytes=", StringComparison.OrdinalIgnoreCase));
+            if (SupportsRanges && rangeLine != null) from = int.Parse(rangeLine["Range: bytes=".Length..].TrimEnd('-').Split('-')[0], System.Globalization.CultureInfo.InvariantCulture);
+            string status = from > 0 ? "206 Partial Content" : "200 OK";
+            string extra = (SupportsRanges ? "Accept-Ranges: bytes\r\n" : "") + (from > 0 ? $"Content-Range: bytes {from}-{body.Length - 1}/{body.Length}\r\n" : "");
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status}\r\nContent-Length: {body.Length - from}\r\n{extra}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"), _stop.Token);
+            long cut = Interlocked.Exchange(ref _cutAfter, -1);
+            long sent = 0;
+            for (int at = from; at < body.Length; at += 65536)
             {
                 int n = Math.Min(65536, body.Length - at);
+                if (cut >= 0 && sent + n > cut) n = (int)(cut - sent);
                 await stream.WriteAsync(body.AsMemory(at, n), _stop.Token);
                 Interlocked.Add(ref _bytesSent, n);
+                sent += n;
+                if (cut >= 0 && sent >= cut) return; // close mid-body, as a dying origin would
             }
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException) { }
