@@ -721,6 +721,12 @@ public sealed class ContentSwarm : IAsyncDisposable
         }
         List<PeerSession> sessions;
         PeerSession? culprit = null;
+        List<PeerSession>? liars = null;
+        // Smart ban: remember who sent which bytes of a failed piece from several peers; once the piece verifies, the
+        // senders of blocks that differ from the good data are the liars.
+        bool suspected;
+        lock (_sync) suspected = _suspects.ContainsKey(piece.Index);
+        var blocks = (ok && suspected) || (!ok && piece.Contributors.Count > 1) ? BlockDigests(piece) : null; // only in these rare cases
         lock (_sync)
         {
             _verifying.Remove(piece.Index);
@@ -729,6 +735,8 @@ public sealed class ContentSwarm : IAsyncDisposable
             {
                 Interlocked.Exchange(ref _lastProgress, Environment.TickCount64);
                 if (piece.Contributors.Count == 1) piece.Contributors.First().OnParole = false;
+                if (_suspects.Remove(piece.Index, out var earlier))
+                    liars = [.. earlier.Where(e => !blocks![e.Block].Hash.SequenceEqual(e.Hash)).Select(e => e.From).Distinct()];
             }
             else if (piece.Contributors.Count == 1)
             {
@@ -737,9 +745,13 @@ public sealed class ContentSwarm : IAsyncDisposable
             else
             {
                 foreach (var suspect in piece.Contributors) suspect.OnParole = true;
+                var list = _suspects.TryGetValue(piece.Index, out var known) ? known : _suspects[piece.Index] = [];
+                list.AddRange(blocks!.Where(b => b.From != null).Select(b => (b.From!, b.Block, b.Hash)));
             }
         }
         piece.Return(Engine);
+        if (liars != null)
+            foreach (var liar in liars) BanAndClose(liar, $"sent a block of piece {piece.Index} that differs from the verified data");
         if (ok)
         {
             foreach (var s in sessions) s.Connection.Post(new Have(piece.Index));
@@ -753,6 +765,22 @@ public sealed class ContentSwarm : IAsyncDisposable
             else Logger.LogWarning("piece {Piece} of {Id} from {Count} peers failed its SHA-256 check; they are on parole until one is caught", piece.Index, Id, piece.Contributors.Count);
         }
         foreach (var s in sessions) Pump(s);
+    }
+
+    /// <summary>Blocks of failed multi-peer pieces: who sent them and their SHA-256, until the piece verifies.</summary>
+    private readonly Dictionary<int, List<(PeerSession From, int Block, byte[] Hash)>> _suspects = [];
+
+    private static List<(PeerSession? From, int Block, byte[] Hash)> BlockDigests(PartialPiece piece)
+    {
+        var result = new List<(PeerSession?, int, byte[])>(piece.Blocks.Length);
+        var data = piece.Buffer.Span[..piece.Length];
+        for (int b = 0; b < piece.Blocks.Length; b++)
+        {
+            int offset = b * PieceLayout.BlockSize;
+            int length = Math.Min(PieceLayout.BlockSize, piece.Length - offset);
+            result.Add((piece.Blocks[b].From, b, System.Security.Cryptography.SHA256.HashData(data.Slice(offset, length))));
+        }
+        return result;
     }
 
     private void Complete(StoredContent content, List<PeerSession> sessions)
