@@ -62,6 +62,7 @@ internal static class GetCommand
                 Swarm.Core.Content.Hash256 taskKey = default;
                 long already = 0;
                 bool ingestedFromOrigin = false;
+                int contenders = 0; // other nodes that asked for the same URL at the same time (cold start)
                 if (url != null)
                 {
                     taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
@@ -87,7 +88,9 @@ internal static class GetCommand
                         var deadline = DateTime.UtcNow + options.StallTimeout;
                         while (content == null)
                         {
-                            bool pointerFirst = pointed == null && !await OriginTasks.TryTakeLeaseAsync(node, taskKey, ct).ConfigureAwait(false);
+                            var lease = pointed == null ? await OriginTasks.TryTakeLeaseAsync(node, taskKey, ct).ConfigureAwait(false) : new LeaseResult(true, 0);
+                            contenders = Math.Max(contenders, lease.Others);
+                            bool pointerFirst = !lease.IsHolder;
                             if (pointerFirst)
                             {
                                 progress.WriteLine($"swarm: another node is fetching {url} from the origin; waiting for it to share");
@@ -153,7 +156,7 @@ internal static class GetCommand
                 Console.Error.WriteLine($"swarm: {path}: {Units.Bytes(content.Layout.Length)} verified ({fromPeers} bytes from peers, {fromOrigin} bytes from the origin, {already} bytes already local) in {seconds:0.00} s, {ByteRate.Format(content.Layout.Length / seconds)}");
                 // Do not strand peers that are fetching from us: keep serving while any is still interested (bounded), and
                 // after an origin ingest give the nodes that waited for this node's pointer a moment to connect.
-                await FinishUploadsAsync(swarm, ingestedFromOrigin ? TimeSpan.FromSeconds(5) : TimeSpan.Zero, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
+                await FinishUploadsAsync(swarm, ingestedFromOrigin && contenders > 0 ? TimeSpan.FromSeconds(15) : TimeSpan.Zero, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
                 if (lingerFor > TimeSpan.Zero)
                 {
                     Console.Error.WriteLine($"swarm: serving {contentId} on {node.EndPoint} for {ProgressLine.FormatDuration(lingerFor)}; Ctrl-C to stop");

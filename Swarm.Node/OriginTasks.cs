@@ -75,19 +75,27 @@ public static class OriginTasks
     /// for its pointer and fetch through the swarm. The holder renews its lease while it ingests; if it dies, the lease
     /// expires and the others elect again. A node with an empty routing table is alone and goes to the origin.
     /// </summary>
-    public static async Task<bool> TryTakeLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    public static async Task<LeaseResult> TryTakeLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
     {
-        if (node.Dht == null || node.Dht.GetStats().RoutingTableSize == 0) return true;
+        if (node.Dht == null || node.Dht.GetStats().RoutingTableSize == 0) return new LeaseResult(true, 0);
         await RenewLeaseAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
-        // Read twice: a lease put at the same moment by another node may reach the DHT a little later.
-        for (int look = 0; look < 2; look++)
+        // Read three times over 1.5 s: a lease put at the same moment by another node may reach the DHT a little later.
+        int others = 0;
+        for (int look = 0; look < 3; look++)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
-            var holder = await LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
-            if (holder == null && look == 0) holder = await LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
-            if (holder != null && holder != node.Key.NodeId) return false;
+            var live = await LiveLeasesAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+            if (live.Count == 0 && look == 0) live = await LiveLeasesAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+            others = Math.Max(others, live.Count(id => id != node.Key.NodeId));
+            if (live.Count > 0 && live.Min() != node.Key.NodeId) return new LeaseResult(false, others);
         }
-        return true;
+        return new LeaseResult(true, others);
+    }
+
+    private static async Task<List<Hash256>> LiveLeasesAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    {
+        var leases = await node.Dht!.GetAsync(LeaseKey(taskKey), null, cancellationToken).ConfigureAwait(false);
+        return [.. leases.Where(r => r.Expires > DateTimeOffset.UtcNow).Select(r => r.Publisher).Distinct()];
     }
 
     public static async Task RenewLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
@@ -102,8 +110,7 @@ public static class OriginTasks
     public static async Task<Hash256?> LeaseHolderAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
     {
         if (node.Dht == null) return null;
-        var leases = await node.Dht.GetAsync(LeaseKey(taskKey), null, cancellationToken).ConfigureAwait(false);
-        var live = leases.Where(r => r.Expires > DateTimeOffset.UtcNow).Select(r => r.Publisher).ToList();
+        var live = await LiveLeasesAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
         return live.Count == 0 ? null : live.Min();
     }
 
@@ -119,6 +126,9 @@ public static class OriginTasks
             throw new DigestMismatchException($"the content's SHA-256 is sha256:{actual.ToHex()}, not the expected {digest}; the output was not written");
     }
 }
+
+/// <summary>Whether this node won the lease, and how many other nodes were asking for the same task at the time.</summary>
+public readonly record struct LeaseResult(bool IsHolder, int Others);
 
 /// <summary>The whole content does not match the digest the user asked for.</summary>
 public sealed class DigestMismatchException : Exception
