@@ -13,7 +13,8 @@ namespace Swarm.Benchmarks;
 /// End-to-end swarm benchmark in one process: a seed and N nodes on loopback, every node limited to the same upload and
 /// download rate, all started at once; nodes find each other through the DHT. Reports the last completion against the
 /// Kumar–Ross minimum <c>max(S/u_seed, S/d, N·S/(u_seed + N·u))</c> and the seed's upload against the content size.
-/// Run: <c>dotnet run -c Release --project Swarm.Benchmarks -- swarm [--size 64MiB] [--rate 16MiB/s] 4 8 12 16 32</c>
+/// Run: <c>dotnet run -c Release --project Swarm.Benchmarks -- swarm [--size 64MiB] [--rate 16MiB/s] 4 8 12 16 32</c>.
+/// With <c>SWARM_BENCH_TRACE=1</c> it also prints, once a second, every unfinished node's download state to stderr.
 /// </summary>
 internal static class SwarmBenchmark
 {
@@ -60,7 +61,7 @@ internal static class SwarmBenchmark
                     await fs.WriteAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left))).ConfigureAwait(false);
                 }
             }
-            var options = new EngineOptions { UploadRate = rate, DownloadRate = rate, StallTimeout = TimeSpan.FromSeconds(120), UploadSlots = int.Parse(Environment.GetEnvironmentVariable("SLOTS") ?? "4", CultureInfo.InvariantCulture) };
+            var options = new EngineOptions { UploadRate = rate, DownloadRate = rate, StallTimeout = TimeSpan.FromSeconds(120) };
             var dht = new DhtOptions { HoldingsUpdateDelay = TimeSpan.FromMilliseconds(200) };
             var loopback = new IPEndPoint(IPAddress.Loopback, 0);
             using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
