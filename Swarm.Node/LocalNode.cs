@@ -61,7 +61,7 @@ public sealed class LocalNode : IAsyncDisposable
                 dht.LoadRoutingTable(Path.Combine(dataDirectory, RoutingTableFile));
                 int size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
                 // Many nodes starting at once on a busy host can miss the first answers: try again briefly.
-                for (int retry = 0; size == 0 && bootstrap.Count > 0 && retry < 3; retry++)
+                for (int retry = 0; size == 0 && bootstrap.Count > 0 && retry < 1; retry++)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(500 * (retry + 1)), cancellationToken).ConfigureAwait(false);
                     size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
