@@ -59,7 +59,7 @@ public static class OriginTasks
         return newest == null ? null : new ContentId(new Hash256(newest.Value.Span));
     }
 
-    public static readonly TimeSpan LeaseLifetime = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan LeaseLifetime = TimeSpan.FromSeconds(15);
 
     private static Hash256 LeaseKey(Hash256 taskKey)
     {

@@ -74,6 +74,44 @@ public class OriginCommandTests
     }
 
     [Fact]
+    public async Task TheIngesterKilledHalfwayThroughAColdStartDoesNotStopTheOthers()
+    {
+        using var dir = new TempDirectory();
+        var content = RandomBytes(2 * 1024 * 1024 + 5, 10);
+        await using var origin = new CountingOrigin { ChunkDelay = TimeSpan.FromMilliseconds(100) }; // about 3 s per fetch
+        origin.Serve("/slow.bin", content);
+        int nodePort = FreePort.Get();
+        await using var node = SwarmProcess.Start("node", "--data-dir", dir.Combine("n"), "--listen", $"127.0.0.1:{nodePort}");
+        await Poll.UntilAsync(() => node.Stderr.Contains("listening on", StringComparison.Ordinal) || node.HasExited, ProcessTimeout, "node start");
+
+        var gets = Enumerable.Range(0, 4).Select(i => SwarmProcess.Start("get", origin.Url("/slow.bin"), "-o", dir.Combine($"out{i}.bin"),
+            "--data-dir", dir.Combine($"g{i}"), "--bootstrap", $"127.0.0.1:{nodePort}", "--listen", "127.0.0.1:0")).ToList();
+        try
+        {
+            // The ingester is the one get that does not say another node is fetching; kill it while it reads the origin.
+            static bool Waits(SwarmProcess p) => p.Stderr.Contains("another node is fetching", StringComparison.Ordinal);
+            await Poll.UntilAsync(() => gets.Count(Waits) == gets.Count - 1 && origin.BytesSent > 0, ProcessTimeout, "one ingester and three waiting nodes");
+            var ingester = gets.Single(g => !Waits(g));
+            ingester.Kill();
+            long sentBeforeKill = origin.BytesSent;
+            Assert.True(sentBeforeKill < content.Length, "the ingester must be killed halfway");
+
+            var survivors = gets.Where(g => g != ingester).ToList();
+            foreach (var g in survivors) await g.WaitForExitAsync(ProcessTimeout);
+            foreach (var g in survivors)
+            {
+                Assert.True(g.ExitCode == 0, g.ToString());
+                Assert.Equal(content, File.ReadAllBytes(dir.Combine($"out{gets.IndexOf(g)}.bin")));
+            }
+            Assert.True(origin.BytesSent <= 2 * content.Length, $"the origin sent {origin.BytesSent / (double)content.Length:0.00}x the file");
+        }
+        finally
+        {
+            foreach (var g in gets) await g.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task WithNobodyHoldingItGetGoesBackToSourceAndThenServesOthers()
     {
         using var dir = new TempDirectory();

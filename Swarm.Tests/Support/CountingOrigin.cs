@@ -20,6 +20,9 @@ public sealed class CountingOrigin : IAsyncDisposable
     private int _failStatus = 500;
     private long _cutAfter = -1;
 
+    /// <summary>A pause after every 64 KiB of body, to make an origin slow.</summary>
+    public TimeSpan ChunkDelay { get; set; }
+
     /// <summary>Whether the origin honours <c>Range: bytes=N-</c> (answers 206 and says Accept-Ranges: bytes).</summary>
     public bool SupportsRanges { get; set; }
 
@@ -100,6 +103,7 @@ public sealed class CountingOrigin : IAsyncDisposable
                 await stream.WriteAsync(body.AsMemory(at, n), _stop.Token);
                 Interlocked.Add(ref _bytesSent, n);
                 sent += n;
+                if (ChunkDelay > TimeSpan.Zero) await Task.Delay(ChunkDelay, _stop.Token);
                 if (cut >= 0 && sent >= cut) return; // close mid-body, as a dying origin would
             }
         }
