@@ -33,6 +33,8 @@ public sealed class LocalNode : IAsyncDisposable
     }
 
     public string DataDirectory { get; }
+    /// <summary>The --bootstrap addresses this node was started with.</summary>
+    public IReadOnlyList<IPEndPoint> Bootstrap { get; private init; } = [];
     public NodeKey Key { get; }
     public ContentStore Store { get; }
     public SwarmEngine Engine { get; }
@@ -73,7 +75,7 @@ public sealed class LocalNode : IAsyncDisposable
             {
                 engine = new SwarmEngine(key, store, options, logger);
             }
-            return new LocalNode(dataDirectory, key, store, engine, dht, logger);
+            return new LocalNode(dataDirectory, key, store, engine, dht, logger) { Bootstrap = bootstrap };
         }
         catch
         {
@@ -105,6 +107,22 @@ public sealed class LocalNode : IAsyncDisposable
                     throw new IOException($"cannot listen for the DHT on UDP {listen.Address}:{engine.ListenEndPoint?.Port}: {e.Message}. Pick another port with --listen IP:PORT.", e);
             }
         }
+    }
+
+    /// <summary>
+    /// Makes sure the node is in the DHT before a decision that depends on seeing other nodes (the cold-start lease):
+    /// with an empty routing table and bootstrap addresses, tries to join again a few times. Returns the table size.
+    /// </summary>
+    public async Task<int> EnsureJoinedAsync(CancellationToken cancellationToken)
+    {
+        if (Dht == null) return 0;
+        int size = Dht.GetStats().RoutingTableSize;
+        for (int attempt = 0; size == 0 && Bootstrap.Count > 0 && attempt < 3; attempt++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(300 * (attempt + 1)), cancellationToken).ConfigureAwait(false);
+            size = await Dht.BootstrapAsync(Bootstrap, cancellationToken).ConfigureAwait(false);
+        }
+        return size;
     }
 
     /// <summary>Peers for a content from the DHT (not counting this node).</summary>

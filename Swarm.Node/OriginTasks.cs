@@ -77,7 +77,7 @@ public static class OriginTasks
     /// </summary>
     public static async Task<LeaseResult> TryTakeLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
     {
-        if (node.Dht == null || node.Dht.GetStats().RoutingTableSize == 0) return new LeaseResult(true, 0);
+        if (node.Dht == null || await node.EnsureJoinedAsync(cancellationToken).ConfigureAwait(false) == 0) return new LeaseResult(true, 0);
         await RenewLeaseAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
         // Read three times over 1.5 s: a lease put at the same moment by another node may reach the DHT a little later.
         int others = 0;
