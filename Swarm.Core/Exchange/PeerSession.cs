@@ -58,8 +58,6 @@ public sealed class PeerSession
     internal readonly Dictionary<long, long> Outstanding = [];
     internal int Depth = InitialDepth;
     internal double DownloadRate;
-    internal double UploadRate;
-    internal long UploadWindowBytes;
     public long BytesDownloaded { get; internal set; }
     public long BytesUploaded { get; private set; }
 
@@ -83,12 +81,11 @@ public sealed class PeerSession
         BytesDownloaded += length;
     }
 
-    /// <summary>Once a second: rates from the last window, pipeline depth from the rate.</summary>
+    /// <summary>Once a second: download rate from the last window, pipeline depth from the rate.</summary>
     internal void Tick()
     {
         DownloadRate = DownloadRate * 0.5 + _windowBytes * 0.5;
         _windowBytes = 0;
-        UploadRate = UploadRate * 0.5 + Interlocked.Exchange(ref UploadWindowBytes, 0) * 0.5;
         int depth = (int)Math.Ceiling(DownloadRate * QueueSeconds / PieceLayout.BlockSize);
         Depth = Math.Clamp(Math.Max(depth, Depth / 2), MinDepth, MaxDepth);
     }
@@ -272,7 +269,6 @@ public sealed class PeerSession
                 continue;
             }
             BytesUploaded += request.Length;
-            Interlocked.Add(ref UploadWindowBytes, request.Length);
             _swarm.RecordUpload(request.Length);
         }
     }

@@ -226,8 +226,9 @@ public sealed class SwarmEngine : IAsyncDisposable
                 }
                 if (Environment.TickCount64 - swarm.LastProgress > Options.StallTimeout.TotalMilliseconds)
                 {
-                    Logger.LogDebug("stalled download of {Id}: {State}", id, swarm.Describe());
-                    throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s) [{swarm.Describe()}]");
+                    string state = swarm.Describe();
+                    Logger.LogDebug("stalled download of {Id}: {State}", id, state);
+                    throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s) [{state}]");
                 }
             }
         }
