@@ -63,7 +63,7 @@ public sealed class LocalNode : IAsyncDisposable
                 dht.LoadRoutingTable(Path.Combine(dataDirectory, RoutingTableFile));
                 int size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
                 // Many nodes starting at once on a busy host can miss the first answers: try again briefly.
-                for (int retry = 0; size == 0 && bootstrap.Count > 0 && retry < 1; retry++)
+                for (int retry = 0; size == 0 && bootstrap.Count > 0 && !dht.LastBootstrapRefused && retry < 1; retry++)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(500 * (retry + 1)), cancellationToken).ConfigureAwait(false);
                     size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
@@ -111,13 +111,14 @@ public sealed class LocalNode : IAsyncDisposable
 
     /// <summary>
     /// Makes sure the node is in the DHT before a decision that depends on seeing other nodes (the cold-start lease):
-    /// with an empty routing table and bootstrap addresses, tries to join again a few times. Returns the table size.
+    /// with an empty routing table and bootstrap addresses, tries to join again a few times (not when nothing listened at
+    /// any of them: that node is alone). Returns the table size.
     /// </summary>
     public async Task<int> EnsureJoinedAsync(CancellationToken cancellationToken)
     {
         if (Dht == null) return 0;
         int size = Dht.GetStats().RoutingTableSize;
-        for (int attempt = 0; size == 0 && Bootstrap.Count > 0 && attempt < 3; attempt++)
+        for (int attempt = 0; size == 0 && Bootstrap.Count > 0 && !Dht.LastBootstrapRefused && attempt < 3; attempt++)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(300 * (attempt + 1)), cancellationToken).ConfigureAwait(false);
             size = await Dht.BootstrapAsync(Bootstrap, cancellationToken).ConfigureAwait(false);

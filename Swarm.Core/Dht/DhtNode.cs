@@ -92,8 +92,22 @@ public sealed class DhtNode : IAsyncDisposable
             _savedContacts.Clear();
         }
         seeds.Remove(LocalEndPoint);
-        await Parallel.ForEachAsync(seeds, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken },
-            async (ep, ct) => await PingAsync(ep, ct).ConfigureAwait(false)).ConfigureAwait(false);
+        // Ping every seed; at the same time probe them, so that when nothing listens at any of them (ICMP refusals) the
+        // node knows it is alone at once instead of after the RPC timeout.
+        using var pingsDone = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pings = Parallel.ForEachAsync(seeds, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = pingsDone.Token },
+            async (ep, ct) => await PingAsync(ep, ct).ConfigureAwait(false));
+        var probe = DhtProbe.AllRefusedAsync(seeds, _options.RpcTimeout, pingsDone.Token);
+        if (await Task.WhenAny(pings, probe).ConfigureAwait(false) == probe && await probe.ConfigureAwait(false) && _table.Count == 0)
+        {
+            await pingsDone.CancelAsync().ConfigureAwait(false);
+            try { await pings.ConfigureAwait(false); } catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { }
+            LastBootstrapRefused = true;
+            return 0;
+        }
+        await pings.ConfigureAwait(false);
+        await pingsDone.CancelAsync().ConfigureAwait(false);
+        LastBootstrapRefused = false;
         if (_table.Count == 0) return 0;
 
         await LookupAsync(NodeId, cancellationToken).ConfigureAwait(false);
@@ -103,6 +117,12 @@ public sealed class DhtNode : IAsyncDisposable
             async (bucket, ct) => await LookupAsync(DhtAddress.RandomIdInBucket(NodeId, bucket), ct).ConfigureAwait(false)).ConfigureAwait(false);
         return _table.Count;
     }
+
+    /// <summary>
+    /// True when the last <see cref="BootstrapAsync"/> found nothing listening at any address it was given (every one
+    /// refused): trying again at once is pointless.
+    /// </summary>
+    public bool LastBootstrapRefused { get; private set; }
 
     /// <summary>Pings an address; returns the id of the node that answered, or null.</summary>
     public async Task<Hash256?> PingAsync(IPEndPoint endPoint, CancellationToken cancellationToken)

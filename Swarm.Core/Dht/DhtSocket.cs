@@ -210,6 +210,7 @@ internal sealed class DhtSocket : IAsyncDisposable
 
     private async ValueTask HandleDatagramAsync(Socket socket, ReadOnlyMemory<byte> datagram, IPEndPoint source, CancellationToken stop)
     {
+        if (datagram.Length == 0) return; // a reachability probe (DhtProbe): nothing to answer, nothing wrong
         DhtCounters.Add(ref _counters.DatagramsReceived);
         if (datagram.Length > DhtLimits.MaxDatagramLength)
         {
