@@ -55,95 +55,34 @@ internal static class GetCommand
                 await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
                 bool canDiscover = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
-                Task<Swarm.Core.Storage.StoredContent> FetchAsync(ContentId what, PeerDiscovery? discovery) =>
-                    node.Engine.DownloadAsync(what, peerList, new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers)), ct, discovery);
+                var swarmProgress = new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers));
                 var clock = Stopwatch.StartNew();
-                Swarm.Core.Storage.StoredContent? content = null;
-                Swarm.Core.Content.Hash256 taskKey = default;
+                Swarm.Core.Storage.StoredContent content;
                 long already = 0;
                 bool ingestedFromOrigin = false;
                 int contenders = 0; // other nodes that asked for the same URL at the same time (cold start)
                 if (url != null)
                 {
-                    taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
-                    var pointed = canDiscover ? await OriginTasks.ResolvePointerAsync(node, taskKey, ct).ConfigureAwait(false) : null;
-                    if (pointed is { } found)
+                    var request = new UrlFetchRequest(url, Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []))
                     {
-                        contentId = found;
-                        using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
-                        try
-                        {
-                            content = await FetchAsync(contentId, node.Discovery).ConfigureAwait(false);
-                        }
-                        catch (PeerUnavailableException e) when (!parse.GetValue(noBackToSource))
-                        {
-                            progress.WriteLine($"swarm: the swarm could not serve {url} ({e.Message}); fetching from the origin");
-                        }
-                    }
-                    if (content == null)
-                    {
-                        if (parse.GetValue(noBackToSource))
-                            throw new PeerUnavailableException($"no node in the swarm serves {url} and --no-back-to-source was given");
-                        // Cold start: one node takes the lease and goes to the origin; the others wait for its pointer.
-                        var deadline = DateTime.UtcNow + options.StallTimeout;
-                        while (content == null)
-                        {
-                            var lease = pointed == null ? await OriginTasks.TryTakeLeaseAsync(node, taskKey, ct).ConfigureAwait(false) : new LeaseResult(true, 0);
-                            contenders = Math.Max(contenders, lease.Others);
-                            bool pointerFirst = !lease.IsHolder;
-                            if (pointerFirst)
-                            {
-                                progress.WriteLine($"swarm: another node is fetching {url} from the origin; waiting for it to share");
-                                while (DateTime.UtcNow < deadline && (pointed = await OriginTasks.ResolvePointerAsync(node, taskKey, ct).ConfigureAwait(false)) == null
-                                       && await OriginTasks.LeaseHolderAsync(node, taskKey, ct).ConfigureAwait(false) != null)
-                                    await Task.Delay(500, ct).ConfigureAwait(false);
-                                if (pointed is { } shared)
-                                {
-                                    contentId = shared;
-                                    try
-                                    {
-                                        content = await FetchAsync(contentId, node.Discovery).ConfigureAwait(false);
-                                    }
-                                    catch (PeerUnavailableException e)
-                                    {
-                                        progress.WriteLine($"swarm: the swarm could not serve {url} ({e.Message}); fetching from the origin");
-                                    }
-                                }
-                                if (content != null) break;
-                                if (DateTime.UtcNow < deadline && pointed == null) continue; // the holder went away: elect again
-                            }
-                            using var renew = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                            var renewing = Task.Run(async () =>
-                            {
-                                while (!renew.IsCancellationRequested)
-                                {
-                                    await Task.Delay(OriginTasks.LeaseLifetime / 3, renew.Token).ConfigureAwait(false);
-                                    await OriginTasks.RenewLeaseAsync(node, taskKey, renew.Token).ConfigureAwait(false);
-                                }
-                            }, renew.Token);
-                            try
-                            {
-                                using var origin = new Swarm.Core.Sources.OriginClient(headerList);
-                                content = await OriginTasks.IngestAsync(node, url, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)), ct).ConfigureAwait(false);
-                            }
-                            finally
-                            {
-                                await renew.CancelAsync().ConfigureAwait(false);
-                                try { await renewing.ConfigureAwait(false); } catch (OperationCanceledException) { }
-                            }
-                            contentId = content.Id;
-                            ingestedFromOrigin = true;
-                            await node.ServeAsync(content, ct).ConfigureAwait(false);
-                            await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, ct).ConfigureAwait(false);
-                        }
-                    }
+                        Headers = headerList,
+                        BackToSource = !parse.GetValue(noBackToSource),
+                        WaitForOthers = options.StallTimeout,
+                        Peers = peerList,
+                    };
+                    var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
+                        progress.WriteLine, ct).ConfigureAwait(false);
+                    content = fetched.Content;
+                    contentId = fetched.SwarmId;
+                    ingestedFromOrigin = fetched.FromOrigin;
+                    contenders = fetched.Contenders;
                 }
                 else
                 {
                     using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
                     if (peerList.Length == 0 && !canDiscover && already == 0)
                         throw new UsageException("no way to find peers: give --bootstrap IP:PORT (a DHT node) or --peer IP:PORT (a node serving this content)");
-                    content = await FetchAsync(contentId, canDiscover ? node.Discovery : null).ConfigureAwait(false);
+                    content = await node.Engine.DownloadAsync(contentId, peerList, swarmProgress, ct, canDiscover ? node.Discovery : null).ConfigureAwait(false);
                 }
                 if (parse.GetValue(digest) is { } expected) OriginTasks.VerifyDigest(content, expected);
                 content.Export(path);

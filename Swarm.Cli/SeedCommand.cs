@@ -40,7 +40,10 @@ internal static class SeedCommand
                 if (url != null)
                 {
                     using var origin = new Swarm.Core.Sources.OriginClient(headerList);
-                    content = await OriginTasks.IngestAsync(node, url, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)), ct).ConfigureAwait(false);
+                    var liveKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
+                    // Published at once: gets that start during the ingest fetch pieces from this node as it reads them.
+                    content = await OriginTasks.IngestAsync(node, url, liveKey, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
+                        live => OriginTasks.PublishPointerAsync(node, liveKey, live, ct, live: true), ct).ConfigureAwait(false);
                 }
                 else
                 {

@@ -30,6 +30,7 @@ public sealed class LocalNode : IAsyncDisposable
         Dht = dht;
         _logger = logger;
         Engine.PieceVerified += OnPieceVerified;
+        Engine.ContentSealed += OnContentSealed;
     }
 
     public string DataDirectory { get; }
@@ -158,6 +159,14 @@ public sealed class LocalNode : IAsyncDisposable
         Dht.UpdateHoldings(content.Id.Value, Holdings(content));
     }
 
+    /// <summary>A live content downloaded from an ingest was sealed: serve and announce the sealed entry too.</summary>
+    private void OnContentSealed(StoredContent live, StoredContent sealedContent)
+    {
+        Engine.Serve(sealedContent);
+        if (Dht == null || EndPoint == null || !_announced.TryAdd(sealedContent.Id, true)) return;
+        _ = AnnounceInBackgroundAsync(sealedContent);
+    }
+
     private async Task AnnounceInBackgroundAsync(StoredContent content)
     {
         try
@@ -175,6 +184,7 @@ public sealed class LocalNode : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         Engine.PieceVerified -= OnPieceVerified;
+        Engine.ContentSealed -= OnContentSealed;
         if (Dht != null)
         {
             try

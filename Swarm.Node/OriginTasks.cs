@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Swarm.Core.Content;
 using Swarm.Core.Dht;
 using Swarm.Core.Sources;
+using Swarm.Core.Exchange;
 using Swarm.Core.Storage;
 
 namespace Swarm.Node;
@@ -14,18 +15,19 @@ public static class OriginTasks
 {
     public static readonly TimeSpan PointerLifetime = TimeSpan.FromHours(24);
 
-    /// <summary>Fetches the URL from its origin into the store (hashing and signing pieces on the way) and returns the entry.</summary>
-    public static async Task<StoredContent> IngestAsync(LocalNode node, Uri url, OriginClient origin, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Fetches the URL from its origin into the store and returns the sealed entry. With a Content-Length, the ingest is
+    /// live: a live entry (<see cref="Manifest.Live"/>) is served from the first piece on, each piece hashed, signed and
+    /// announced as soon as it is read, and <paramref name="onLive"/> is told its id (to publish a pointer) before the
+    /// body is read; a live entry left by an earlier, interrupted ingest of the same origin version is continued (with a
+    /// range request where the origin allows). Without a Content-Length the body is spooled to disk first.
+    /// </summary>
+    public static async Task<StoredContent> IngestAsync(LocalNode node, Uri url, Hash256 taskKey, OriginClient origin, IProgress<(long Done, long Total)>? progress,
+        Func<ContentId, Task>? onLive, CancellationToken cancellationToken)
     {
         var response = await origin.GetAsync(url, cancellationToken).ConfigureAwait(false);
-        long? length = response.Content.Headers.ContentLength;
-        if (length is { } known)
-        {
-            // A cut connection is resumed (with a range request where the origin allows it) instead of failing the ingest.
-            await using var resuming = await ResumingOriginStream.OpenAsync(origin, url, response, known, cancellationToken).ConfigureAwait(false);
-            return await node.Store.IngestAsync(resuming, known, url.ToString(), node.Key,
-                progress == null ? null : new Progress<long>(done => progress.Report((done, known))), cancellationToken).ConfigureAwait(false);
-        }
+        if (response.Content.Headers.ContentLength is { } length)
+            return await IngestLiveAsync(node, url, taskKey, origin, response, length, progress, onLive, cancellationToken).ConfigureAwait(false);
         using var _ = response;
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         // No Content-Length: the piece layout needs the length, so spool to a temporary file first.
@@ -42,21 +44,141 @@ public static class OriginTasks
         }
     }
 
-    /// <summary>Publishes "this task is that content, ingested by me" in the DHT. Returns how many nodes stored it.</summary>
-    public static async Task<int> PublishPointerAsync(LocalNode node, Hash256 taskKey, ContentId id, CancellationToken cancellationToken)
+    private static async Task<StoredContent> IngestLiveAsync(LocalNode node, Uri url, Hash256 taskKey, OriginClient origin, HttpResponseMessage response, long length,
+        IProgress<(long Done, long Total)>? progress, Func<ContentId, Task>? onLive, CancellationToken cancellationToken)
+    {
+        // The origin's version goes into the live id, so an interrupted ingest resumes only into the same version.
+        string validator = response.Headers.ETag?.ToString() ?? response.Content.Headers.LastModified?.ToString("R")
+            ?? "nonce:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var layout = PieceLayout.For(length);
+        var content = node.Store.OpenOrCreate(Manifest.Live(length, layout.PieceSize, node.Key.PublicKey, taskKey, validator), []);
+        try
+        {
+            content.AcquireWriter();
+        }
+        catch
+        {
+            content.Dispose();
+            response.Dispose();
+            throw;
+        }
+        var swarm = node.Engine.Serve(content);
+        if (swarm.Content != content) content.Dispose();
+        content = swarm.Content!;
+        await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
+        if (onLive != null) await onLive(content.Id).ConfigureAwait(false);
+
+        int first = 0;
+        while (first < layout.PieceCount && content.Verified[first]) first++;
+        if (first < layout.PieceCount)
+            await ReadPiecesAsync(node, url, origin, response, content, swarm, first, progress, cancellationToken).ConfigureAwait(false);
+        else
+            response.Dispose(); // an earlier run read everything but stopped before sealing
+        var sealedManifest = content.Manifest.Seal() ?? throw new InvalidOperationException("ingest finished with pieces missing");
+        byte[] signature = node.Key.Sign(sealedManifest.SignedPayload());
+        var sealedContent = node.Store.SealLive(content, signature);
+        swarm.OnLocalSeal(signature, sealedContent);
+        return sealedContent;
+    }
+
+    /// <summary>Reads pieces <paramref name="first"/>.. from the origin into a live entry, in two overlapping stages.</summary>
+    private static async Task ReadPiecesAsync(LocalNode node, Uri url, OriginClient origin, HttpResponseMessage response, StoredContent content, ContentSwarm swarm,
+        int first, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+    {
+        var layout = content.Layout;
+        long length = layout.Length;
+        await using var body = await ResumingOriginStream.OpenAtAsync(origin, url, response, length, layout.PieceOffset(first), cancellationToken).ConfigureAwait(false);
+        // Two stages: the origin is read into one buffer while the previous piece is hashed, signed and written.
+        var filled = System.Threading.Channels.Channel.CreateBounded<(int Piece, AlignedBuffer Buffer)>(2);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var reader = Task.Run(async () =>
+        {
+            try
+            {
+                for (int piece = first; piece < layout.PieceCount; piece++)
+                {
+                    var buffer = AlignedBuffer.Rent(layout.PieceSize);
+                    try
+                    {
+                        await body.ReadExactlyAsync(buffer.Memory[..layout.PieceLength(piece)], stop.Token).ConfigureAwait(false);
+                    }
+                    catch (EndOfStreamException e)
+                    {
+                        AlignedBuffer.Return(buffer);
+                        throw new OriginException($"{url} ended before its {length:N0} bytes (it shrank, or the connection broke); try again", e);
+                    }
+                    catch
+                    {
+                        AlignedBuffer.Return(buffer);
+                        throw;
+                    }
+                    await filled.Writer.WriteAsync((piece, buffer), stop.Token).ConfigureAwait(false);
+                }
+                filled.Writer.Complete();
+            }
+            catch (Exception e)
+            {
+                filled.Writer.Complete(e);
+            }
+        }, CancellationToken.None);
+        try
+        {
+            byte[] hash = new byte[Hash256.Size];
+            await foreach (var (piece, buffer) in filled.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    if (!content.Verified[piece]) StorePiece(node, content, swarm, piece, buffer, hash);
+                    progress?.Report((layout.PieceOffset(piece) + layout.PieceLength(piece), length));
+                }
+                finally
+                {
+                    AlignedBuffer.Return(buffer);
+                }
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false); // a reader blocked on a full channel must not outlive a failed write
+            try { await reader.ConfigureAwait(false); } catch (Exception) { } // its error, if any, came through the channel
+            while (filled.Reader.TryRead(out var left)) AlignedBuffer.Return(left.Buffer);
+        }
+    }
+
+    /// <summary>Hashes and signs one piece read from the origin, stores it and announces it.</summary>
+    private static void StorePiece(LocalNode node, StoredContent content, ContentSwarm swarm, int piece, AlignedBuffer buffer, byte[] hash)
+    {
+        var data = buffer.Span[..content.Layout.PieceLength(piece)];
+        SHA256.HashData(data, hash);
+        content.Manifest.SetPieceHash(piece, hash, node.Key.Sign(content.Manifest.PieceHashPayload(piece, hash)));
+        content.CommitVerifiedPiece(piece, data);
+        swarm.OnLocalPiece(piece);
+    }
+
+    /// <summary>
+    /// Publishes "this task is that content, ingested by me" in the DHT: the sealed content, or (<paramref name="live"/>)
+    /// the live content of an ingest still running. Returns how many nodes stored it.
+    /// </summary>
+    public static async Task<int> PublishPointerAsync(LocalNode node, Hash256 taskKey, ContentId id, CancellationToken cancellationToken, bool live = false)
     {
         if (node.Dht == null) return 0;
-        var record = node.Dht.CreateRecord(taskKey, id.Value.ToArray(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow + PointerLifetime);
+        byte[] value = live ? [LiveMarker, .. id.Value.ToArray()] : id.Value.ToArray();
+        var record = node.Dht.CreateRecord(taskKey, value, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow + (live ? LeaseLifetime * 4 : PointerLifetime));
         return await node.Dht.PutAsync(record, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The content id of the newest valid pointer for the task, or null when nobody has published one.</summary>
-    public static async Task<ContentId?> ResolvePointerAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    private const byte LiveMarker = 1;
+
+    /// <summary>The newest valid pointer for the task, or null when nobody has published one.</summary>
+    public static async Task<TaskPointer?> ResolvePointerAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
     {
         if (node.Dht == null) return null;
         var records = await node.Dht.GetAsync(taskKey, null, cancellationToken).ConfigureAwait(false);
-        var newest = records.Where(r => r.Value.Length == Hash256.Size && r.Expires > DateTimeOffset.UtcNow).OrderByDescending(r => r.Sequence).FirstOrDefault();
-        return newest == null ? null : new ContentId(new Hash256(newest.Value.Span));
+        var newest = records.Where(r => r.Expires > DateTimeOffset.UtcNow && (r.Value.Length == Hash256.Size || (r.Value.Length == Hash256.Size + 1 && r.Value.Span[0] == LiveMarker)))
+            .OrderByDescending(r => r.Sequence).FirstOrDefault();
+        if (newest == null) return null;
+        bool live = newest.Value.Length == Hash256.Size + 1;
+        return new TaskPointer(new ContentId(new Hash256(newest.Value.Span[(live ? 1 : 0)..])), live);
     }
 
     public static readonly TimeSpan LeaseLifetime = TimeSpan.FromSeconds(15);
@@ -126,6 +248,9 @@ public static class OriginTasks
             throw new DigestMismatchException($"the content's SHA-256 is sha256:{actual.ToHex()}, not the expected {digest}; the output was not written");
     }
 }
+
+/// <summary>What a task key points at: a sealed content, or the live content of an ingest still running.</summary>
+public readonly record struct TaskPointer(ContentId Id, bool Live);
 
 /// <summary>Whether this node won the lease, and how many other nodes were asking for the same task at the time.</summary>
 public readonly record struct LeaseResult(bool IsHolder, int Others);

@@ -123,6 +123,9 @@ public sealed class ContentSwarm : IAsyncDisposable
     {
         var content = Content;
         byte[]? snapshot = content?.Verified.ToBytes();
+        if (content is { Manifest.IsLive: true } && snapshot != null)
+            foreach (var batch in SignedHashes(content, Bitfield.FromBytes(snapshot, content.Layout.PieceCount)))
+                await session.Connection.SendAsync(batch, cancellationToken).ConfigureAwait(false);
         if (content == null) await session.Connection.SendSignalAsync(MessageKind.HaveNone, cancellationToken).ConfigureAwait(false);
         else if (content.IsComplete) await session.Connection.SendSignalAsync(MessageKind.HaveAll, cancellationToken).ConfigureAwait(false);
         else if (content.Verified.IsEmpty) await session.Connection.SendSignalAsync(MessageKind.HaveNone, cancellationToken).ConfigureAwait(false);
@@ -156,7 +159,12 @@ public sealed class ContentSwarm : IAsyncDisposable
                 for (int i = 0; i < now.Layout.PieceCount; i++) if (now.Verified[i] && !before[i]) missed.Add(i);
             }
         }
-        foreach (int piece in missed) await session.Connection.SendAsync(new Have(piece), cancellationToken).ConfigureAwait(false);
+        foreach (int piece in missed)
+        {
+            if (content!.Manifest.IsLive) await session.Connection.SendAsync(new PieceHashes([SignedHash(content, piece)]), cancellationToken).ConfigureAwait(false);
+            await session.Connection.SendAsync(new Have(piece), cancellationToken).ConfigureAwait(false);
+        }
+        if (SealSignature is { } seal) session.Connection.Post(new Seal(seal));
         replaced?.Close("replaced by another connection to the same peer");
         ExchangePeers(session, others);
     }
@@ -256,6 +264,12 @@ public sealed class ContentSwarm : IAsyncDisposable
             foreach (int piece in session.PendingHaves) AddHave(session, piece);
             session.PendingHaves = null;
         }
+        if (_content.Manifest.IsLive)
+        {
+            // Every piece a peer offers of a live content must come with its signed hash first.
+            for (int i = 0; i < count; i++)
+                if (session.PeerHas(i) && !_content.Manifest.HasPieceHash(i)) throw new WireProtocolException($"offers piece {i} of a live content without its signed hash");
+        }
     }
 
     internal void OnHave(PeerSession session, int piece)
@@ -279,6 +293,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     private void AddHave(PeerSession session, int piece)
     {
         if ((uint)piece >= (uint)_content!.Layout.PieceCount) throw new WireProtocolException($"have for piece {piece} of {_content.Layout.PieceCount}");
+        if (_content.Manifest.IsLive && !_content.Manifest.HasPieceHash(piece)) throw new WireProtocolException($"have for piece {piece} of a live content without its signed hash");
         if (session.IsSeed) return;
         session.Has ??= new Bitfield(_content.Layout.PieceCount);
         if (session.Has.Set(piece)) _picker!.AddHave(piece);
@@ -351,7 +366,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         List<(PeerSession Peer, bool Unchoke)> changes = [];
         lock (_sync)
         {
-            bool seeding = _content is { IsComplete: true };
+            bool seeding = _content is { IsComplete: true } || !IsDownloading; // complete, or ingesting from the origin
             var interested = _sessions.Where(s => s.PeerInterested).ToList();
             var chosen = _choker.Decide(interested, seeding ? s => -(double)s.BytesUploaded : s => s.DownloadRate, now, Need);
             foreach (var s in _sessions)
@@ -421,7 +436,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     {
         lock (_sync)
         {
-            if (_content is not { IsComplete: true } || _picker == null) return true;
+            if (_content == null || (!_content.IsComplete && IsDownloading) || _picker == null) return true;
             if (session.Serving.Contains(piece)) return true;
             _sent ??= new int[_picker.PieceCount];
             if (SteerElsewhere(session, piece)) return false;
@@ -442,8 +457,9 @@ public sealed class ContentSwarm : IAsyncDisposable
         int held = _picker.Availability(piece);
         int score = held + _sent[piece];
         if (score == 0) return false;
+        var held_ = _content!.Verified; // an ingester holds only the pieces read so far
         for (int i = 0; i < _sent.Length; i++)
-            if (_picker.Availability(i) + _sent[i] < score && !session.PeerHas(i)) return true;
+            if (held_[i] && _picker.Availability(i) + _sent[i] < score && !session.PeerHas(i)) return true;
         // Nothing rarer to offer: if another peer holds it, send the requester to them once; if it asks again after
         // its refusal window (it could not get the piece elsewhere), serve it.
         return held >= 1 && session.SteeredAway.Add(piece);
@@ -471,7 +487,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         {
             throw new WireProtocolException("bad manifest: " + e.Message);
         }
-        if (manifest.Id != Id || !manifest.VerifySignature(hashes.Signature))
+        if (manifest.Id != Id || (!manifest.IsLive && !manifest.VerifySignature(hashes.Signature)))
         {
             BanAndClose(session, manifest.Id != Id ? "sent a manifest that does not match the content id" : "sent a manifest with a bad signature");
             return;
@@ -491,11 +507,21 @@ public sealed class ContentSwarm : IAsyncDisposable
                 Fail(e);
                 return;
             }
+            List<PeerSession> liars = [];
             lock (_sync)
             {
                 SetContent(content);
             foreach (var s in _sessions)
             {
+                if (s.PendingPieceHashes != null)
+                {
+                    if (!AddPieceHashes(content, s.PendingPieceHashes)) liars.Add(s);
+                    s.PendingPieceHashes = null;
+                }
+            }
+            foreach (var s in _sessions)
+            {
+                if (liars.Contains(s)) continue;
                 if (s.PendingBitfield != null || s.IsSeed || s.PendingHaves != null)
                 {
                     bool seed = s.IsSeed;
@@ -506,6 +532,7 @@ public sealed class ContentSwarm : IAsyncDisposable
                 interest.Add((s, UpdateInterest(s)));
             }
             }
+            foreach (var liar in liars) BanAndClose(liar, "sent a piece hash the ingester did not sign");
         }
         Logger.LogInformation("manifest for {Id}: {Length} bytes in {Pieces} pieces of {PieceSize}", Id, manifest.Length, manifest.PieceCount, manifest.PieceSize);
         if (content.IsComplete) _done.TrySetResult(content);
@@ -708,6 +735,14 @@ public sealed class ContentSwarm : IAsyncDisposable
     private void Verify(PartialPiece piece)
     {
         var content = _content!;
+        if (!content.Manifest.HasPieceHash(piece.Index))
+        {
+            // Cannot happen with honest peers (a hash comes before its have); without it nobody can be blamed.
+            lock (_sync) _verifying.Remove(piece.Index);
+            piece.Return(Engine);
+            Logger.LogWarning("piece {Piece} of live {Id} arrived before its signed hash; dropped", piece.Index, Id);
+            return;
+        }
         bool ok;
         try
         {
@@ -754,8 +789,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             foreach (var liar in liars) BanAndClose(liar, $"sent a block of piece {piece.Index} that differs from the verified data");
         if (ok)
         {
-            foreach (var s in sessions) s.Connection.Post(new Have(piece.Index));
-            Engine.OnPieceVerified(content, piece.Index);
+            AnnouncePiece(content, piece.Index, sessions);
             if (content.IsComplete) Complete(content, sessions);
         }
         else
@@ -793,7 +827,146 @@ public sealed class ContentSwarm : IAsyncDisposable
         foreach (var s in sessions) s.Connection.PostSignal(MessageKind.NotInterested);
         RunChoker(Environment.TickCount64); // now a seed: rank by round robin instead of by what peers give us
         Logger.LogInformation("{Id} complete and verified", Id);
+        if (content.Manifest.IsLive) TrySeal();
         _done.TrySetResult(content);
+    }
+
+    // ---- live content (served while the ingester still reads the origin) ----
+
+    private const int MaxSealCandidates = 4;
+    private readonly List<byte[]> _sealCandidates = [];
+    private byte[]? _sealSignature;
+
+    /// <summary>The ingester's signature over the sealed manifest, once checked against the complete live content.</summary>
+    public byte[]? SealSignature => Volatile.Read(ref _sealSignature);
+
+    /// <summary>The sealed (ordinary) entry made from this live content, once sealed.</summary>
+    public StoredContent? Sealed { get; private set; }
+
+    private static SignedPieceHash SignedHash(StoredContent content, int piece) =>
+        new(piece, content.Manifest.PieceHash(piece).ToArray(), content.Manifest.PieceSignature(piece).ToArray());
+
+    private static IEnumerable<PieceHashes> SignedHashes(StoredContent content, Bitfield held)
+    {
+        var batch = new List<SignedPieceHash>();
+        for (int i = 0; i < held.Length; i++)
+        {
+            if (!held[i]) continue;
+            batch.Add(SignedHash(content, i));
+            if (batch.Count == WireLimits.MaxPieceHashEntries)
+            {
+                yield return new PieceHashes(batch);
+                batch = [];
+            }
+        }
+        if (batch.Count > 0) yield return new PieceHashes(batch);
+    }
+
+    /// <summary>Tells every peer about a newly verified piece (with its signed hash for live content) and the DHT.</summary>
+    private void AnnouncePiece(StoredContent content, int piece, List<PeerSession> sessions)
+    {
+        if (content.Manifest.IsLive)
+        {
+            var hash = new PieceHashes([SignedHash(content, piece)]);
+            foreach (var s in sessions) s.Connection.Post(hash);
+        }
+        foreach (var s in sessions) s.Connection.Post(new Have(piece));
+        Engine.OnPieceVerified(content, piece);
+    }
+
+    /// <summary>The ingester stored a piece it read from the origin: announce it as a downloaded one would be.</summary>
+    public void OnLocalPiece(int piece)
+    {
+        var content = Content ?? throw new InvalidOperationException("no content");
+        List<PeerSession> sessions;
+        lock (_sync) sessions = [.. _sessions];
+        AnnouncePiece(content, piece, sessions);
+    }
+
+    /// <summary>The ingester sealed its live content: record the signature and pass it on.</summary>
+    public void OnLocalSeal(byte[] signature, StoredContent sealedContent)
+    {
+        Sealed = sealedContent;
+        Volatile.Write(ref _sealSignature, signature);
+        BroadcastSeal(signature);
+    }
+
+    private void BroadcastSeal(byte[] signature)
+    {
+        List<PeerSession> sessions;
+        lock (_sync) sessions = [.. _sessions];
+        foreach (var s in sessions) s.Connection.Post(new Seal(signature));
+    }
+
+    /// <summary>Under no lock. Returns false when an entry is not the ingester's (the sender lies).</summary>
+    private static bool AddPieceHashes(StoredContent content, IReadOnlyList<SignedPieceHash> entries)
+    {
+        foreach (var e in entries)
+            if ((uint)e.Piece >= (uint)content.Layout.PieceCount || !content.Manifest.TryAddPieceHash(e.Piece, e.Hash, e.Signature)) return false;
+        return true;
+    }
+
+    internal void OnPieceHashes(PeerSession session, PieceHashes message)
+    {
+        var content = Content;
+        if (content == null)
+        {
+            lock (_sync)
+            {
+                if (Content == null)
+                {
+                    var pending = session.PendingPieceHashes ??= [];
+                    if (pending.Count + message.Entries.Count > WireLimits.MaxBitfieldBytes * 8) throw new WireProtocolException("too many piece hashes before the manifest");
+                    pending.AddRange(message.Entries);
+                    return;
+                }
+            }
+            content = Content!;
+        }
+        if (!content.Manifest.IsLive) throw new WireProtocolException("piece hashes for content that is not live");
+        if (!AddPieceHashes(content, message.Entries)) BanAndClose(session, "sent a piece hash the ingester did not sign");
+    }
+
+    internal void OnSeal(PeerSession session, Seal seal)
+    {
+        if (SealSignature != null || Content is not { Manifest.IsLive: true }) return;
+        lock (_sync)
+        {
+            if (_sealCandidates.Count >= MaxSealCandidates || _sealCandidates.Any(c => c.AsSpan().SequenceEqual(seal.Signature))) return;
+            _sealCandidates.Add(seal.Signature);
+        }
+        if (Content!.IsComplete) TrySeal();
+    }
+
+    /// <summary>With the live content complete, turns it into its sealed entry using a received seal that checks out.</summary>
+    private void TrySeal()
+    {
+        var content = Content;
+        if (content == null || !content.IsComplete || SealSignature != null) return;
+        List<byte[]> candidates;
+        lock (_sync) candidates = [.. _sealCandidates];
+        foreach (var signature in candidates)
+        {
+            try
+            {
+                var sealedContent = Engine.Store.SealLive(content, signature);
+                Sealed = sealedContent;
+                Volatile.Write(ref _sealSignature, signature);
+                Logger.LogInformation("live {Id} sealed as {Final}", Id, sealedContent.Id);
+                BroadcastSeal(signature);
+                Engine.OnSealed(content, sealedContent);
+                return;
+            }
+            catch (InvalidDataException)
+            {
+                lock (_sync) _sealCandidates.Remove(signature); // not the ingester's
+            }
+            catch (IOException e)
+            {
+                Logger.LogWarning("could not seal {Id}: {Error}", Id, e.Message);
+                return;
+            }
+        }
     }
 
     private void BanAndClose(PeerSession session, string reason)

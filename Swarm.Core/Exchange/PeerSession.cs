@@ -47,6 +47,8 @@ public sealed class PeerSession
     internal bool IsSeed;
     internal byte[]? PendingBitfield;
     internal HashSet<int>? PendingHaves;
+    /// <summary>Live content: signed piece hashes that came before the manifest did.</summary>
+    internal List<SignedPieceHash>? PendingPieceHashes;
     internal bool PeerChoking = true;
     internal bool PeerInterested;
     internal bool AmChoking = true;
@@ -201,6 +203,12 @@ public sealed class PeerSession
             case MessageKind.Hashes:
                 _swarm.OnHashes(this, WireMessage.Decode<Hashes>(frame.Body));
                 break;
+            case MessageKind.PieceHashes:
+                _swarm.OnPieceHashes(this, WireMessage.Decode<PieceHashes>(frame.Body));
+                return;
+            case MessageKind.Seal:
+                _swarm.OnSeal(this, WireMessage.Decode<Seal>(frame.Body));
+                return;
             case MessageKind.PeerList:
                 _swarm.OnPeerList(WireMessage.Decode<PeerList>(frame.Body));
                 return;

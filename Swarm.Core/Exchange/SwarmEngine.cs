@@ -54,6 +54,21 @@ public sealed class SwarmEngine : IAsyncDisposable
     /// <summary>Raised after a downloaded piece is verified and stored (for announcing holdings).</summary>
     public event Action<StoredContent, int>? PieceVerified;
 
+    /// <summary>Raised when a downloaded live content was sealed into its ordinary entry (live, sealed).</summary>
+    public event Action<StoredContent, StoredContent>? ContentSealed;
+
+    internal void OnSealed(StoredContent live, StoredContent sealedContent)
+    {
+        try
+        {
+            ContentSealed?.Invoke(live, sealedContent);
+        }
+        catch (Exception e)
+        {
+            Logger.LogWarning("content-sealed handler failed: {Error}", e.Message);
+        }
+    }
+
     internal void OnPieceVerified(StoredContent content, int piece)
     {
         try

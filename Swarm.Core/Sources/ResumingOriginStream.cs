@@ -20,8 +20,9 @@ public sealed class ResumingOriginStream : Stream
     private long _position;
     private int _resumes;
 
-    private ResumingOriginStream(OriginClient origin, Uri url, HttpResponseMessage response, Stream body, long length, int maxResumes)
+    private ResumingOriginStream(OriginClient origin, Uri url, HttpResponseMessage response, Stream body, long length, int maxResumes, long start)
     {
+        _position = start;
         _origin = origin;
         _url = url;
         _response = response;
@@ -34,7 +35,33 @@ public sealed class ResumingOriginStream : Stream
     public static async Task<ResumingOriginStream> OpenAsync(OriginClient origin, Uri url, HttpResponseMessage response, long length, CancellationToken cancellationToken, int maxResumes = 5)
     {
         var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        return new ResumingOriginStream(origin, url, response, body, length, maxResumes);
+        return new ResumingOriginStream(origin, url, response, body, length, maxResumes, 0);
+    }
+
+    /// <summary>
+    /// Continues a transfer at byte <paramref name="start"/> of <paramref name="length"/>: a range request when the first
+    /// response (<paramref name="response"/>, for the whole body) says the origin supports ranges, otherwise the whole
+    /// body is read again and the first bytes skipped.
+    /// </summary>
+    public static async Task<ResumingOriginStream> OpenAtAsync(OriginClient origin, Uri url, HttpResponseMessage response, long length, long start, CancellationToken cancellationToken, int maxResumes = 5)
+    {
+        var stream = await OpenAsync(origin, url, response, length, cancellationToken, maxResumes).ConfigureAwait(false);
+        if (start <= 0) return stream;
+        if (stream._ranges)
+        {
+            stream._position = start;
+            stream._resumes = -1; // this first "resume" is not a failure
+            await stream.ResumeAsync(cancellationToken, immediately: true).ConfigureAwait(false);
+            return stream;
+        }
+        var skip = new byte[64 * 1024];
+        for (long left = start; left > 0;)
+        {
+            int n = await stream.ReadAsync(skip.AsMemory(0, (int)Math.Min(skip.Length, left)), cancellationToken).ConfigureAwait(false);
+            if (n <= 0) throw new OriginException($"{url} ended before byte {start:N0}; try again later");
+            left -= n;
+        }
+        return stream;
     }
 
     /// <summary>How many times the transfer was resumed after a cut.</summary>
@@ -64,11 +91,11 @@ public sealed class ResumingOriginStream : Stream
         }
     }
 
-    private async Task ResumeAsync(CancellationToken cancellationToken)
+    private async Task ResumeAsync(CancellationToken cancellationToken, bool immediately = false)
     {
         if (++_resumes > _maxResumes)
             throw new OriginException($"the connection to {_url.GetLeftPart(UriPartial.Authority)} broke {_maxResumes} times at byte {_position:N0} of {_length:N0}; try again later");
-        await Task.Delay(TimeSpan.FromMilliseconds(200 * (1 << Math.Min(_resumes, 5))), cancellationToken).ConfigureAwait(false);
+        if (!immediately) await Task.Delay(TimeSpan.FromMilliseconds(200 * (1 << Math.Min(_resumes, 5))), cancellationToken).ConfigureAwait(false);
         _body.Dispose();
         _response.Dispose();
         var from = _ranges ? _position : 0;

@@ -22,6 +22,18 @@ public sealed unsafe class AlignedBuffer : IDisposable
 
     public int Capacity { get; }
     public Span<byte> Span => _pointer == null ? throw new ObjectDisposedException(nameof(AlignedBuffer)) : new Span<byte>(_pointer, Capacity);
+    /// <summary>The buffer as <see cref="Memory{T}"/>, for asynchronous reads straight into it.</summary>
+    public Memory<byte> Memory => (_manager ??= new Manager(this)).Memory;
+
+    private Manager? _manager;
+
+    private sealed class Manager(AlignedBuffer owner) : System.Buffers.MemoryManager<byte>
+    {
+        public override Span<byte> GetSpan() => owner.Span;
+        public override System.Buffers.MemoryHandle Pin(int elementIndex = 0) => new(owner._pointer + elementIndex);
+        public override void Unpin() { }
+        protected override void Dispose(bool disposing) { }
+    }
 
     /// <summary>A buffer of at least <paramref name="length"/> bytes (capacity rounded up to a multiple of 4 KiB).</summary>
     public static AlignedBuffer Rent(int length)

@@ -66,6 +66,40 @@ public sealed class ContentStore
     }
 
     /// <summary>
+    /// Turns a complete live entry into the ordinary entry of the same bytes: the sealed manifest, the ingester's signature
+    /// over it (checked here), and the data file hard-linked (copied where linking is impossible). Returns the new entry,
+    /// or the existing one when the store already has it complete.
+    /// </summary>
+    public StoredContent SealLive(StoredContent live, byte[] signature)
+    {
+        if (!live.Manifest.IsLive || !live.IsComplete) throw new InvalidOperationException($"{live.Id} is not a complete live entry");
+        var manifest = live.Manifest.Seal() ?? throw new InvalidOperationException($"{live.Id} lacks piece hashes");
+        if (!manifest.VerifySignature(signature)) throw new InvalidDataException($"the seal of {live.Id} is not the ingester's signature of {manifest.Id}");
+        var existing = TryOpen(manifest.Id);
+        if (existing is { IsComplete: true }) return existing;
+        existing?.Dispose();
+        string tmp = NewTempDirectory();
+        try
+        {
+            string data = Path.Combine(tmp, StoredContent.DataFile);
+            if (!NativeFile.TryHardLink(live.DataPath, data)) File.Copy(live.DataPath, data);
+            File.WriteAllBytes(Path.Combine(tmp, StoredContent.ManifestFile), manifest.Encoded);
+            File.WriteAllBytes(Path.Combine(tmp, StoredContent.SignatureFile), signature);
+            byte[] records = new byte[manifest.PieceCount * 4];
+            for (int i = 0; i < manifest.PieceCount; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(records.AsSpan(i * 4), i);
+            File.WriteAllBytes(Path.Combine(tmp, StoredContent.JournalFile), records);
+            var info = new FileInfo(data);
+            File.WriteAllText(Path.Combine(tmp, StoredContent.StampFile), $"{info.Length} {info.LastWriteTimeUtc.Ticks}");
+            return InstallIngested(tmp, manifest);
+        }
+        catch
+        {
+            TryDeleteDirectory(tmp);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Ingests a local file: copies it into the store while hashing each piece, signs the manifest with the node key,
     /// and returns the complete entry. Reports bytes processed through <paramref name="progress"/>.
     /// </summary>

@@ -17,12 +17,16 @@ public sealed class StoredContent : IDisposable
     internal const string JournalFile = "pieces";
     internal const string LockFile = "lock";
     internal const string StampFile = "stamp";
+    /// <summary>Live entries only: the signed piece hashes of the pieces held (index, hash, ingester signature).</summary>
+    internal const string PieceHashesFile = "piecehashes";
+    private const int PieceHashRecord = 4 + Hash256.Size + EcdsaSignature.Length;
 
     private readonly Lock _journalLock = new();
     private readonly Lock _writeLock = new();
     private SafeFileHandle? _data;
     private SafeFileHandle? _direct;
     private FileStream? _journal;
+    private FileStream? _pieceHashes;
     private FileStream? _writerLock;
     private int _disposed;
 
@@ -32,6 +36,7 @@ public sealed class StoredContent : IDisposable
         Manifest = manifest;
         Signature = signature;
         Verified = new Bitfield(manifest.PieceCount);
+        if (manifest.IsLive) LoadPieceHashes();
         LoadJournal();
         if (Verified.IsComplete && !StampMatches()) Reverify();
         _data = OpenData(writable: !Verified.IsComplete);
@@ -83,7 +88,18 @@ public sealed class StoredContent : IDisposable
     public bool TryCommitPiece(int piece, ReadOnlySpan<byte> data)
     {
         if (!Manifest.VerifyPiece(piece, data)) return false;
-        if (Verified[piece]) return true;
+        CommitVerifiedPiece(piece, data);
+        return true;
+    }
+
+    /// <summary>
+    /// Writes and records a piece the caller has already checked against <see cref="Manifest"/> (the ingester, which
+    /// computed the hash itself). For a live manifest the piece's hash must be set.
+    /// </summary>
+    public void CommitVerifiedPiece(int piece, ReadOnlySpan<byte> data)
+    {
+        if (data.Length != Layout.PieceLength(piece) || !Manifest.HasPieceHash(piece)) throw new ArgumentException($"piece {piece} has the wrong length or no known hash");
+        if (Verified[piece]) return;
         var handle = _data ?? throw new ObjectDisposedException(nameof(StoredContent));
         // One writer at a time: concurrent pwrites to one file spin on the inode lock in the kernel (measured: 8-14% of
         // a transfer's CPU). Hashing, the costly part, stays parallel; only the copy into the page cache is serialised.
@@ -97,7 +113,18 @@ public sealed class StoredContent : IDisposable
         }
         lock (_journalLock)
         {
-            if (Verified[piece]) return true;
+            if (Verified[piece]) return;
+            if (Manifest.IsLive)
+            {
+                // The signed hash first: a journalled piece of a live entry must be servable (and checkable) after a restart.
+                var hashes = _pieceHashes ??= OpenForAppend(PieceHashesFile, PieceHashRecord);
+                Span<byte> h = stackalloc byte[PieceHashRecord];
+                BinaryPrimitives.WriteInt32LittleEndian(h, piece);
+                Manifest.PieceHash(piece).CopyTo(h[4..]);
+                Manifest.PieceSignature(piece).CopyTo(h[(4 + Hash256.Size)..]);
+                hashes.Write(h);
+                hashes.Flush();
+            }
             var journal = _journal ??= OpenJournalForAppend();
             Span<byte> rec = stackalloc byte[4];
             BinaryPrimitives.WriteInt32LittleEndian(rec, piece);
@@ -108,7 +135,6 @@ public sealed class StoredContent : IDisposable
             Verified.Set(piece);
         }
         PieceVerified?.Invoke(piece);
-        return true;
     }
 
     /// <summary>Reads bytes of verified content. The caller must only ask for verified pieces.</summary>
@@ -241,15 +267,32 @@ public sealed class StoredContent : IDisposable
         for (int i = 0; i + 4 <= bytes.Length; i += 4)
         {
             int piece = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(i));
-            if ((uint)piece < (uint)Manifest.PieceCount) Verified.Set(piece);
+            // A live entry's piece counts only with its signed hash (written before the journal record).
+            if ((uint)piece < (uint)Manifest.PieceCount && Manifest.HasPieceHash(piece)) Verified.Set(piece);
         }
     }
 
-    private FileStream OpenJournalForAppend()
+    private void LoadPieceHashes()
     {
-        var fs = new FileStream(Path.Combine(Directory, JournalFile), FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, 1);
+        string path = Path.Combine(Directory, PieceHashesFile);
+        if (!File.Exists(path)) return;
+        byte[] bytes = File.ReadAllBytes(path);
+        for (int i = 0; i + PieceHashRecord <= bytes.Length; i += PieceHashRecord)
+        {
+            var record = bytes.AsSpan(i, PieceHashRecord);
+            int piece = BinaryPrimitives.ReadInt32LittleEndian(record);
+            if ((uint)piece < (uint)Manifest.PieceCount)
+                Manifest.SetPieceHash(piece, record.Slice(4, Hash256.Size), record.Slice(4 + Hash256.Size, EcdsaSignature.Length));
+        }
+    }
+
+    private FileStream OpenJournalForAppend() => OpenForAppend(JournalFile, 4);
+
+    private FileStream OpenForAppend(string name, int recordLength)
+    {
+        var fs = new FileStream(Path.Combine(Directory, name), FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, 1);
         // A kill in the middle of a record leaves a partial one: cut it off.
-        fs.SetLength(fs.Length / 4 * 4);
+        fs.SetLength(fs.Length / recordLength * recordLength);
         fs.Seek(0, SeekOrigin.End);
         return fs;
     }
@@ -280,6 +323,8 @@ public sealed class StoredContent : IDisposable
         {
             _journal?.Dispose();
             _journal = null;
+            _pieceHashes?.Dispose();
+            _pieceHashes = null;
         }
         lock (_writeLock)
         {

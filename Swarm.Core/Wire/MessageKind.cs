@@ -22,6 +22,10 @@ public enum MessageKind : byte
     Hashes = 16,
     /// <summary>Peer exchange: addresses of other peers of the same content.</summary>
     PeerList = 17,
+    /// <summary>Live content: signed hashes of pieces the sender holds, sent before the have or bitfield that names them.</summary>
+    PieceHashes = 18,
+    /// <summary>Live content: the ingester's signature over the sealed manifest, once the ingest is complete.</summary>
+    Seal = 19,
 }
 
 /// <summary>Why a request was refused.</summary>

@@ -285,3 +285,55 @@ public readonly record struct PeerList(IReadOnlyList<IPEndPoint> Peers) : IWireM
         return new PeerList(peers);
     }
 }
+
+/// <summary>One live piece hash with the ingester's signature over it.</summary>
+public readonly record struct SignedPieceHash(int Piece, byte[] Hash, byte[] Signature);
+
+/// <summary>Live content: signed hashes of pieces the sender holds; each is checked against the ingester's key.</summary>
+public readonly record struct PieceHashes(IReadOnlyList<SignedPieceHash> Entries) : IWireMessage<PieceHashes>
+{
+    public static MessageKind Kind => MessageKind.PieceHashes;
+    public void Write(ref MessagePackWriter writer)
+    {
+        writer.WriteArrayHeader(Entries.Count);
+        foreach (var e in Entries)
+        {
+            writer.WriteArrayHeader(3);
+            writer.Write(e.Piece);
+            writer.Write(e.Hash);
+            writer.Write(e.Signature);
+        }
+    }
+    public static PieceHashes Read(ref MessagePackReader reader)
+    {
+        int count = reader.ReadArrayHeader();
+        if (count > WireLimits.MaxPieceHashEntries) throw new InvalidDataException($"{count} piece hashes in one message, at most {WireLimits.MaxPieceHashEntries}");
+        var entries = new List<SignedPieceHash>(count);
+        for (int i = 0; i < count; i++)
+        {
+            WireMessage.ExpectFields(ref reader, 3, Kind);
+            int piece = WireMessage.ReadNonNegative(ref reader, "piece");
+            var hash = WireMessage.ReadBytes(ref reader, Hash256.Size, "hash");
+            var signature = WireMessage.ReadBytes(ref reader, EcdsaSignature.Length, "signature");
+            if (hash.Length != Hash256.Size || signature.Length != EcdsaSignature.Length) throw new InvalidDataException("piece hash or signature has the wrong length");
+            entries.Add(new SignedPieceHash(piece, hash, signature));
+        }
+        return new PieceHashes(entries);
+    }
+}
+
+/// <summary>Live content: the ingester's signature over the sealed manifest (checked once every piece hash is known).</summary>
+public readonly record struct Seal(byte[] Signature) : IWireMessage<Seal>
+{
+    public static MessageKind Kind => MessageKind.Seal;
+    public void Write(ref MessagePackWriter writer)
+    {
+        writer.WriteArrayHeader(1);
+        writer.Write(Signature);
+    }
+    public static Seal Read(ref MessagePackReader reader)
+    {
+        WireMessage.ExpectFields(ref reader, 1, Kind);
+        return new Seal(WireMessage.ReadBytes(ref reader, EcdsaSignature.Length, "signature"));
+    }
+}

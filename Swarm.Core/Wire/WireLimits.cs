@@ -14,6 +14,8 @@ public static class WireLimits
     public const int MaxQueuedRequests = 512;
     /// <summary>Addresses in one peer-exchange message.</summary>
     public const int MaxPeerListEntries = 50;
+    /// <summary>Signed piece hashes in one message (about 100 bytes each).</summary>
+    public const int MaxPieceHashEntries = 8192;
 
     /// <summary>Largest frame length (kind byte + body) allowed for a kind; 0 for an unknown kind.</summary>
     public static int MaxFrame(MessageKind kind) => kind switch
@@ -28,6 +30,8 @@ public static class WireLimits
         MessageKind.Block => 64 + MaxBlockLength,
         MessageKind.Hashes => MaxFrameLength,
         MessageKind.PeerList => 2048,
+        MessageKind.PieceHashes => 16 + MaxPieceHashEntries * 112,
+        MessageKind.Seal => 128,
         _ => 0,
     };
 }

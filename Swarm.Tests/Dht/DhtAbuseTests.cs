@@ -30,10 +30,11 @@ public class DhtAbuseTests
             random.NextBytes(bytes);
             attacker.SendRaw(node.EndPoint, bytes);
         }
-        // Truncated: every proper prefix of a valid find-node request (including the empty datagram).
+        // Truncated: every proper non-empty prefix of a valid find-node request. (An empty datagram is a reachability
+        // probe, ignored without counting.)
         var valid = attacker.Encode(new FindNodeRequest(Hash256.Random()), 99);
         for (int length = 0; length < valid.Length; length++) attacker.SendRaw(node.EndPoint, valid.AsSpan(0, length));
-        int malformed = garbage + valid.Length;
+        int malformed = garbage + valid.Length - 1;
         await Poll.UntilAsync(() => node.Node.GetStats().DroppedMalformed >= malformed, Wait, "garbage and truncated datagrams to be counted");
 
         // Oversized: just over the limit, far over it, and a small kind padded past its own limit.

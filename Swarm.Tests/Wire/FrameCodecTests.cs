@@ -157,7 +157,7 @@ public sealed class FrameCodecTests
 
     [Theory]
     [InlineData(0)]   // kind 0 with a body
-    [InlineData(18)]
+    [InlineData(20)]
     [InlineData(255)]
     public void Unknown_kind_is_refused_from_the_prefix(byte kind)
     {

@@ -1,0 +1,172 @@
+using System.Net;
+using Swarm.Core.Content;
+using Swarm.Core.Exchange;
+using Swarm.Core.Sources;
+using Swarm.Core.Storage;
+
+namespace Swarm.Node;
+
+/// <summary>What <c>swarm get URL</c> asks for.</summary>
+public sealed record UrlFetchRequest(Uri Url, Hash256 TaskKey)
+{
+    public IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; } = [];
+    /// <summary>Go to the origin when the swarm cannot serve (false: fail instead).</summary>
+    public bool BackToSource { get; init; } = true;
+    /// <summary>How long to wait for another node's ingest to produce a pointer before going to the origin.</summary>
+    public TimeSpan WaitForOthers { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>Peers given by hand (--peer), tried besides the DHT.</summary>
+    public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
+}
+
+/// <summary>How a URL was fetched.</summary>
+/// <param name="Content">The verified content (a sealed entry, or the live entry of an ingest that another node ran).</param>
+/// <param name="FromOrigin">This node ingested it from the origin.</param>
+/// <param name="Contenders">Other nodes that asked for the same URL at the same time (cold start).</param>
+/// <param name="SwarmId">The swarm it was fetched or ingested in.</param>
+public sealed record UrlFetchResult(StoredContent Content, bool FromOrigin, int Contenders, ContentId SwarmId);
+
+/// <summary>A live download was abandoned because the node ingesting from the origin went away.</summary>
+public sealed class IngesterGoneException : Exception
+{
+    public IngesterGoneException(string message) : base(message) { }
+    public IngesterGoneException() { }
+    public IngesterGoneException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>
+/// <c>swarm get URL</c>: the pointer in the DHT → the swarm; no pointer → the cold-start lease (one node ingests from the
+/// origin, serving pieces as it reads them, and the others fetch them from it and from each other); a swarm that cannot
+/// serve → the origin (back-to-source), unless that is turned off.
+/// </summary>
+public static class UrlFetch
+{
+    public static async Task<UrlFetchResult> RunAsync(LocalNode node, UrlFetchRequest request, IProgress<TransferProgress>? swarmProgress,
+        IProgress<(long Done, long Total)>? originProgress, Action<string> say, CancellationToken cancellationToken)
+    {
+        var url = request.Url;
+        var pointer = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0
+            ? await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false)
+            : null;
+        var deadline = DateTime.UtcNow + request.WaitForOthers;
+        int contenders = 0;
+        bool swarmFailed = false;
+        while (true)
+        {
+            if (pointer is { } p)
+            {
+                try
+                {
+                    var fetched = await FromSwarmAsync(node, request, p, swarmProgress, cancellationToken).ConfigureAwait(false);
+                    return new UrlFetchResult(fetched, false, contenders, p.Id);
+                }
+                catch (IngesterGoneException e) when (request.BackToSource)
+                {
+                    say($"swarm: {e.Message}; choosing another node to fetch {url} from the origin");
+                    pointer = null;
+                }
+                catch (PeerUnavailableException e) when (request.BackToSource)
+                {
+                    say($"swarm: the swarm could not serve {url} ({e.Message}); fetching from the origin");
+                    swarmFailed = true;
+                }
+            }
+            if (!request.BackToSource)
+                throw new PeerUnavailableException($"no node in the swarm serves {url} and --no-back-to-source was given");
+
+            if (!swarmFailed && DateTime.UtcNow < deadline)
+            {
+                // Cold start: one node takes the lease and goes to the origin; the others wait for its pointer.
+                var lease = await OriginTasks.TryTakeLeaseAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+                contenders = Math.Max(contenders, lease.Others);
+                if (!lease.IsHolder)
+                {
+                    say($"swarm: another node is fetching {url} from the origin; fetching from it as it reads");
+                    pointer = await WaitForPointerAsync(node, request.TaskKey, deadline, cancellationToken).ConfigureAwait(false);
+                    if (pointer != null || DateTime.UtcNow < deadline) continue; // fetch it, or elect again (the holder went away)
+                }
+            }
+            var content = await FromOriginAsync(node, request, originProgress, cancellationToken).ConfigureAwait(false);
+            return new UrlFetchResult(content, true, contenders, content.Id);
+        }
+    }
+
+    /// <summary>Polls for the lease holder's pointer; null when the lease lapsed without one (or the deadline passed).</summary>
+    private static async Task<TaskPointer?> WaitForPointerAsync(LocalNode node, Hash256 taskKey, DateTime deadline, CancellationToken cancellationToken)
+    {
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await OriginTasks.ResolvePointerAsync(node, taskKey, cancellationToken).ConfigureAwait(false) is { } found) return found;
+            if (await OriginTasks.LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false) == null) return null;
+            await Task.Delay(250, cancellationToken).ConfigureAwait(false);
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Downloads what the pointer names. For a live pointer, watches the ingest: when the lease lapses while the pointer
+    /// is still live (the ingester died), the download is abandoned with <see cref="IngesterGoneException"/>.
+    /// </summary>
+    private static async Task<StoredContent> FromSwarmAsync(LocalNode node, UrlFetchRequest request, TaskPointer pointer, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    {
+        if (!pointer.Live)
+            return await node.Engine.DownloadAsync(pointer.Id, request.Peers, progress, cancellationToken, node.Discovery).ConfigureAwait(false);
+        using var watch = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var download = node.Engine.DownloadAsync(pointer.Id, request.Peers, progress, watch.Token, node.Discovery);
+        bool gone = false;
+        while (!download.IsCompleted)
+        {
+            if (await Task.WhenAny(download, Task.Delay(TimeSpan.FromSeconds(2), cancellationToken)).ConfigureAwait(false) == download) break;
+            cancellationToken.ThrowIfCancellationRequested();
+            if (await OriginTasks.LeaseHolderAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false) != null) continue;
+            var now = await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+            if (now is { Live: false }) continue; // sealed: the ingest finished, the pieces are all out there
+            gone = true;
+            await watch.CancelAsync().ConfigureAwait(false);
+            break;
+        }
+        try
+        {
+            return await download.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (gone && !cancellationToken.IsCancellationRequested)
+        {
+            throw new IngesterGoneException("the node that was fetching it from the origin went away");
+        }
+    }
+
+    /// <summary>Ingests from the origin under a renewed lease, publishing the live pointer at once and the sealed one at the end.</summary>
+    private static async Task<StoredContent> FromOriginAsync(LocalNode node, UrlFetchRequest request, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+    {
+        using var renew = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        ContentId? live = null;
+        // The lease and the live pointer are renewed together while the ingest runs, however long it takes.
+        var renewing = node.Dht == null ? Task.CompletedTask : Task.Run(async () =>
+        {
+            while (!renew.IsCancellationRequested)
+            {
+                await OriginTasks.RenewLeaseAsync(node, request.TaskKey, renew.Token).ConfigureAwait(false);
+                if (live is { } id) await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, renew.Token, live: true).ConfigureAwait(false);
+                await Task.Delay(OriginTasks.LeaseLifetime / 3, renew.Token).ConfigureAwait(false);
+            }
+        }, renew.Token);
+        StoredContent content;
+        try
+        {
+            using var origin = new OriginClient(request.Headers);
+            content = await OriginTasks.IngestAsync(node, request.Url, request.TaskKey, origin, progress,
+                async id =>
+                {
+                    live = id;
+                    await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, cancellationToken, live: true).ConfigureAwait(false);
+                }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await renew.CancelAsync().ConfigureAwait(false);
+            try { await renewing.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        }
+        await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
+        await OriginTasks.PublishPointerAsync(node, request.TaskKey, content.Id, cancellationToken).ConfigureAwait(false);
+        return content;
+    }
+}
