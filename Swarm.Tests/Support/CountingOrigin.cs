@@ -10,7 +10,7 @@ namespace Swarm.Tests.Support;
 /// </summary>
 public sealed class CountingOrigin : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly Dictionary<string, byte[]> _files = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -29,8 +29,10 @@ public sealed class CountingOrigin : IAsyncDisposable
     /// <summary>The next response is cut (connection closed) after this many body bytes.</summary>
     public void CutNextAfter(long bytes) => Interlocked.Exchange(ref _cutAfter, bytes);
 
-    public CountingOrigin()
+    /// <summary>Listens on 127.0.0.1:<paramref name="port"/> (0: any free port).</summary>
+    public CountingOrigin(int port = 0)
     {
+        _listener = new TcpListener(IPAddress.Loopback, port);
         _listener.Start();
         _loop = Task.Run(AcceptLoopAsync);
     }
@@ -92,7 +94,9 @@ public sealed class CountingOrigin : IAsyncDisposable
             var rangeLine = head.ToString().Split("\r\n").FirstOrDefault(l => l.StartsWith("Range: bytes=", StringComparison.OrdinalIgnoreCase));
             if (SupportsRanges && rangeLine != null) from = int.Parse(rangeLine["Range: bytes=".Length..].TrimEnd('-').Split('-')[0], System.Globalization.CultureInfo.InvariantCulture);
             string status = from > 0 ? "206 Partial Content" : "200 OK";
-            string extra = (SupportsRanges ? "Accept-Ranges: bytes\r\n" : "") + (from > 0 ? $"Content-Range: bytes {from}-{body.Length - 1}/{body.Length}\r\n" : "");
+            // A strong validator, as real origins give (ETag from the content).
+            string etag = "\"" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body).AsSpan(0, 8)) + "\"";
+            string extra = $"ETag: {etag}\r\n" + (SupportsRanges ? "Accept-Ranges: bytes\r\n" : "") + (from > 0 ? $"Content-Range: bytes {from}-{body.Length - 1}/{body.Length}\r\n" : "");
             await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status}\r\nContent-Length: {body.Length - from}\r\n{extra}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"), _stop.Token);
             long cut = Interlocked.Exchange(ref _cutAfter, -1);
             long sent = 0;
