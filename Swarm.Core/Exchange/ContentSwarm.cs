@@ -840,6 +840,11 @@ public sealed class ContentSwarm : IAsyncDisposable
     /// <summary>The ingester's signature over the sealed manifest, once checked against the complete live content.</summary>
     public byte[]? SealSignature => Volatile.Read(ref _sealSignature);
 
+    private readonly TaskCompletionSource _sealedSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when this live content is sealed.</summary>
+    public Task SealedTask => _sealedSignal.Task;
+
     /// <summary>The sealed (ordinary) entry made from this live content, once sealed.</summary>
     public StoredContent? Sealed { get; private set; }
 
@@ -888,6 +893,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     {
         Sealed = sealedContent;
         Volatile.Write(ref _sealSignature, signature);
+        _sealedSignal.TrySetResult();
         BroadcastSeal(signature);
     }
 
@@ -955,6 +961,7 @@ public sealed class ContentSwarm : IAsyncDisposable
                 Logger.LogInformation("live {Id} sealed as {Final}", Id, sealedContent.Id);
                 BroadcastSeal(signature);
                 Engine.OnSealed(content, sealedContent);
+                _sealedSignal.TrySetResult();
                 return;
             }
             catch (InvalidDataException)

@@ -21,9 +21,15 @@ public sealed record EngineOptions
     /// <summary>Connection attempts per peer address before a download gives up on it.</summary>
     public int DialAttempts { get; init; } = 3;
     public int MaxPeersPerContent { get; init; } = 30;
-    /// <summary>Peers uploaded to at once by rank (tit for tat), besides the optimistic slot.</summary>
-    public int UploadSlots { get; init; } = 4;
+    /// <summary>
+    /// Peers uploaded to at once by rank (tit for tat), besides the optimistic slot. Eight, as libtorrent, not BitTorrent's
+    /// four: on a fleet's symmetric links, four left uplinks idle while their few receivers' downlinks were full (measured in
+    /// the lab, 12 hosts at 50 Mbit/s: 1.42x the bound with 4, 1.23x with 8).
+    /// </summary>
+    public int UploadSlots { get; init; } = 8;
     public int OptimisticSlots { get; init; } = 1;
+    /// <summary>How long a finished download of live content keeps its connections open for the ingester's seal.</summary>
+    public TimeSpan SealWait { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>How often the choker re-ranks peers.</summary>
     public TimeSpan ChokeInterval { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>How often the optimistic slot moves to another peer.</summary>

@@ -230,7 +230,14 @@ public sealed class SwarmEngine : IAsyncDisposable
                 if (finished != swarm.Completion) run.Token.ThrowIfCancellationRequested(); // stopped by the caller, not "no peers"
                 var content = swarm.Content;
                 progress?.Report(new TransferProgress(content?.Layout.Length ?? 0, content?.VerifiedBytes ?? 0, swarm.BytesFromPeers, swarm.PeerCount));
-                if (finished == swarm.Completion) return await swarm.Completion.ConfigureAwait(false);
+                if (finished == swarm.Completion)
+                {
+                    var done = await swarm.Completion.ConfigureAwait(false);
+                    // A live content's seal follows the ingester's last piece: keep the connections open a moment for it,
+                    // so this node can also hold (and serve) the sealed content.
+                    if (done.Manifest.IsLive) await Task.WhenAny(swarm.SealedTask, Task.Delay(Options.SealWait, run.Token)).ConfigureAwait(false);
+                    return done;
+                }
                 bool discoveryExhausted = discover == null || (discovering == null && emptyDiscoveries >= 3);
                 if (swarm.PeerCount == 0 && dialers.Values.All(d => d.IsCompleted) && discoveryExhausted)
                 {

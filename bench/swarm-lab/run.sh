@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# The swarm lab: N hosts in network namespaces behind one bridge, every link shaped with tc tbf, an origin host
+# serving the file with nginx. For each N it runs, in one go:
+#   curl  - every host fetches from the origin at the same moment (skipped above --curl-max-hosts)
+#   seed  - every host runs `swarm get URL` at the same moment, against `swarm seed URL` on the origin host
+#   cold  - every host runs `swarm get URL` at the same moment with no seed (only a DHT node on the origin host)
+# and records per-host completion times (when the output file appears), the origin's bytes sent (its interface
+# counter), CPU use (/proc/stat), and the ratio of the last completion to the Kumar-Ross bound
+# max(S/u_origin, S/d, N*S/(u_origin + N*u)). Run as root. Everything it makes is removed on exit, also on Ctrl-C.
+#
+#   bench/swarm-lab/run.sh --hosts 12 --size 256MiB --rate 50mbit
+#   bench/swarm-lab/run.sh --hosts 2,4,8,12 --size 256MiB --rate 50mbit --curl-max-hosts 4   # the README plot
+set -euo pipefail
+
+HOSTS="12"; SIZE="256MiB"; RATE="50mbit"; ORIGIN_RATE=""; CURL_MAX=1000000; SCENARIOS="curl,seed,cold"; OUT=""
+usage() {
+    cat <<EOF
+usage: $0 [--hosts N[,N...]] [--size SIZE] [--rate RATE] [--origin-rate RATE] [--curl-max-hosts N] [--scenarios curl,seed,cold] [--out DIR]
+  --hosts           host counts to run (default 12)
+  --size            file size: 64MiB, 256MiB, 1GiB ... (default 256MiB)
+  --rate            every host link, both ways, as tc understands it: 50mbit, 100mbit (default 50mbit)
+  --origin-rate     the origin host's link (default: --rate)
+  --curl-max-hosts  run the curl scenario only up to this many hosts (it takes N x S / u_origin)
+  --scenarios       which scenarios to run (default curl,seed,cold)
+  --out             results directory (default bench/results/lab-<time>)
+EOF
+}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --hosts) HOSTS="$2"; shift 2 ;;
+        --size) SIZE="$2"; shift 2 ;;
+        --rate) RATE="$2"; shift 2 ;;
+        --origin-rate) ORIGIN_RATE="$2"; shift 2 ;;
+        --curl-max-hosts) CURL_MAX="$2"; shift 2 ;;
+        --skip-curl) SCENARIOS="seed,cold"; shift ;;
+        --scenarios) SCENARIOS="$2"; shift 2 ;;
+        --out) OUT="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 1 ;;
+    esac
+done
+ORIGIN_RATE="${ORIGIN_RATE:-$RATE}"
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (network namespaces, tc)" >&2; exit 1; }
+for tool in ip tc nginx curl dotnet python3; do
+    command -v "$tool" >/dev/null || { echo "run.sh: '$tool' is missing (apt-get install -y iproute2 nginx curl python3; dotnet from the README)" >&2; exit 1; }
+done
+
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+to_bytes() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+)\s*([KMG]i?B?)?', sys.argv[1], re.I); u={'':1,'K':1024,'M':1<<20,'G':1<<30}[(m.group(2) or '')[:1].upper()]; print(int(m.group(1))*u)" "$1"; }
+to_bits() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+(?:\.\d+)?)\s*([kmg]?)bit', sys.argv[1], re.I); print(int(float(m.group(1))*{'':1,'k':1e3,'m':1e6,'g':1e9}[m.group(2).lower()]))" "$1"; }
+SIZE_BYTES=$(to_bytes "$SIZE")
+RATE_BITS=$(to_bits "$RATE")
+ORIGIN_BITS=$(to_bits "$ORIGIN_RATE")
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+OUT="${OUT:-$REPO/bench/results/lab-$STAMP}"
+mkdir -p "$OUT"
+CSV="$OUT/lab.csv"
+LAB=/tmp/swarm-lab
+SWARM="${SWARM_CMD:-dotnet /tmp/swarm-lab-bin/swarm.dll}"
+PREFIX=sl                       # namespace names: sl-hub, sl-o, sl-h1 ...
+NET=10.77                       # 10.77.0.1 origin, 10.77.1.i hosts
+ORIGIN_IP=$NET.0.1
+URL="http://$ORIGIN_IP:8080/file.bin"
+
+log() { echo "[lab $(date +%H:%M:%S)] $*" >&2; }
+
+cleanup() {
+    set +e
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do
+        pids=$(ip netns pids "$ns" 2>/dev/null)
+        [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+    done
+    sleep 0.2
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do ip netns del "$ns" 2>/dev/null; done
+    ip route del unreachable $NET.0.0/16 2>/dev/null
+    [ -n "${CPU_PID:-}" ] && kill "$CPU_PID" 2>/dev/null
+    rm -rf "$LAB"
+}
+trap cleanup EXIT
+trap 'log "interrupted: cleaning up"; exit 130' INT TERM
+
+BIN=/tmp/swarm-lab-bin
+build() {
+    # Published ReadyToRun, as deployed: twelve processes starting at once on two cores otherwise spend a large share of
+    # the run in the JIT (measured: a third of all CPU in the first 20 s).
+    log "publishing swarm (Release, ReadyToRun) to $BIN"
+    (cd "$REPO" && dotnet publish Swarm.Cli/Swarm.Cli.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+        -o "$BIN" -v q -nologo >/dev/null) || { echo "run.sh: publish failed (dotnet publish Swarm.Cli -r linux-x64 -p:PublishReadyToRun=true)" >&2; exit 1; }
+}
+
+# ns NAME IP RATE_BITS: a namespace whose eth0 is one end of a veth pair, the other end on the hub's bridge; both
+# directions shaped with tbf to the rate.
+make_host() {
+    local name=$1 ip=$2 bits=$3 ns=$PREFIX-$1
+    ip netns add "$ns"
+    ip link add "v-$name" type veth peer name eth0 netns "$ns"
+    ip link set "v-$name" netns $PREFIX-hub
+    ip -n "$ns" addr add "$ip/16" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    ip -n $PREFIX-hub link set "v-$name" master br0 up
+    local burst=$(( bits / 8 / 250 > 65536 ? bits / 8 / 250 : 65536 ))
+    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${bits}bit" burst "$burst" latency 50ms
+    ip netns exec $PREFIX-hub tc qdisc add dev "v-$name" root tbf rate "${bits}bit" burst "$burst" latency 50ms
+}
+
+setup_lab() {
+    local n=$1
+    cleanup; set -e
+    mkdir -p "$LAB/www"
+    ip route add unreachable $NET.0.0/16   # nothing addressed to the lab may leave through the default route
+    ip netns add $PREFIX-hub
+    ip -n $PREFIX-hub link add br0 type bridge
+    ip -n $PREFIX-hub link set br0 up
+    ip -n $PREFIX-hub link set lo up
+    make_host o "$ORIGIN_IP" "$ORIGIN_BITS"
+    for i in $(seq 1 "$n"); do make_host "h$i" "$NET.1.$i" "$RATE_BITS"; done
+    log "making the $SIZE file"
+    head -c "$SIZE_BYTES" /dev/urandom > "$LAB/www/file.bin"
+    cat > "$LAB/nginx.conf" <<EOF
+daemon on; user root; worker_processes 1; pid $LAB/nginx.pid; error_log $LAB/nginx.err;
+events {}
+http { access_log off; sendfile on; server { listen $ORIGIN_IP:8080; root $LAB/www; } }
+EOF
+    ip netns exec $PREFIX-o nginx -c "$LAB/nginx.conf"
+    ip netns exec $PREFIX-h1 curl -sf -o /dev/null -r 0-0 "$URL" || { echo "run.sh: the origin does not answer inside the lab" >&2; exit 1; }
+}
+
+origin_tx() { ip netns exec $PREFIX-o cat /sys/class/net/eth0/statistics/tx_bytes; }
+
+# CPU use over the scenario from /proc/stat samples once a second: busy fraction (average and 90th percentile) and how
+# the busy time splits into user (processes), system (syscalls) and softirq (the kernel moving packets: veth, bridge, tbf).
+cpu_start() {
+    ( while true; do head -1 /proc/stat; sleep 1; done ) > "$LAB/cpu.samples" &
+    CPU_PID=$!
+}
+cpu_stop() {
+    kill "$CPU_PID" 2>/dev/null; wait "$CPU_PID" 2>/dev/null || true; CPU_PID=""
+    python3 - "$LAB/cpu.samples" <<'EOF2'
+import sys
+rows=[list(map(int,l.split()[1:9])) for l in open(sys.argv[1]) if l.startswith("cpu ")]
+fr=[]; tot=[0]*8
+for a,b in zip(rows,rows[1:]):
+    d=[y-x for x,y in zip(a,b)]
+    for k in range(8): tot[k]+=d[k]
+    all_=sum(d) or 1
+    fr.append((all_-d[3]-d[4])/all_)
+all_=sum(tot) or 1
+busy=(all_-tot[3]-tot[4])/all_
+p90=sorted(fr)[int(0.9*(len(fr)-1))] if fr else 0
+print(f"{busy:.2f} {p90:.2f} {(tot[0]+tot[1])/all_:.2f} {tot[2]/all_:.2f} {(tot[5]+tot[6])/all_:.2f}")
+EOF2
+}
+
+# run_hosts N KIND: starts the fetch on every host at the same moment; prints each host's completion time (s).
+run_hosts() {
+    local n=$1 kind=$2
+    rm -rf "$LAB/hosts"; mkdir -p "$LAB/hosts"
+    local t0; t0=$(date +%s.%N)
+    for i in $(seq 1 "$n"); do
+        local dir="$LAB/hosts/h$i"; mkdir -p "$dir"
+        local cmd
+        if [ "$kind" = curl ]; then
+            cmd="curl -sf -o $dir/out.tmp $URL && mv $dir/out.tmp $dir/out"
+        else
+            cmd="exec $SWARM get $URL -o $dir/out --data-dir $dir/data --bootstrap $ORIGIN_IP:7400 --listen $NET.1.$i:7400"
+        fi
+        ip netns exec "$PREFIX-h$i" bash -c "$cmd" > "$dir/stdout" 2> "$dir/stderr" &
+        echo $! > "$dir/pid"
+    done
+    local dirs=(); for i in $(seq 1 "$n"); do dirs+=("$LAB/hosts/h$i"); done
+    python3 "$REPO/bench/swarm-lab/watch.py" "$t0" 1800 "${dirs[@]}" > "$LAB/watch.out"
+    grep '^ticks ' "$LAB/watch.out" | cut -d' ' -f2 > "$LAB/proc.ticks"
+    local k=0
+    while read -r t; do
+        k=$((k+1))
+        local d="$LAB/hosts/h$k"
+        if [ "$t" != nan ] && cmp -s "$d/out" "$LAB/www/file.bin"; then echo "$t"; else
+            echo "host h$k failed ($kind); its stderr:" >&2; tail -5 "$d/stderr" >&2; echo "nan"; fi
+    done < <(grep -v '^ticks ' "$LAB/watch.out")
+    # Stop what still runs (gets that keep serving their peers) before the next scenario.
+    for i in $(seq 1 "$n"); do pkill -9 -P "$(cat "$LAB/hosts/h$i/pid")" 2>/dev/null || true; kill -9 "$(cat "$LAB/hosts/h$i/pid")" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+
+bound() { python3 -c "
+S=$SIZE_BYTES*8; N=$1; u=$RATE_BITS; d=$RATE_BITS; uo=$ORIGIN_BITS
+print(f'{max(S/uo, S/d, N*S/(uo+N*u)):.3f}')"; }
+
+summarize() { # kind n bound cpu origin_bytes times...
+    local kind=$1 n=$2 b=$3 cpu=$4 obytes=$5; shift 5
+    python3 - "$kind" "$n" "$b" "$cpu" "$obytes" "$SIZE_BYTES" "$RATE" "$@" <<'EOF' | tee -a "$CSV"
+import sys, statistics, math
+kind, n, b, cpu, ob, S, rate = sys.argv[1:8]
+t=[float(x) for x in sys.argv[8:]]
+ok=[x for x in t if not math.isnan(x)]
+b=float(b); ob=int(ob); S=int(S); avg,p90,user,system,softirq=cpu.split()
+p50=statistics.median(ok) if ok else float('nan'); p100=max(ok) if ok else float('nan')
+failed=len(t)-len(ok)
+print(f"{kind},{n},{S},{rate},{p50:.2f},{p100:.2f},{b:.2f},{p100/b:.3f},{ob},{ob/S:.3f},{avg},{p90},{user},{system},{softirq},{failed}")
+EOF
+    local avg=${cpu%% *}
+    if python3 -c "import sys; sys.exit(0 if float('$avg') > 0.85 else 1)"; then
+        log "WARNING: $kind with $n hosts used ${avg} of both cores on average: CPU-bound, not network-bound; the times overstate the network cost"
+    fi
+}
+
+build
+echo "scenario,hosts,size_bytes,rate,p50_s,p100_s,bound_s,p100_over_bound,origin_bytes,origin_over_size,cpu_busy,cpu_busy_p90,cpu_user,cpu_system,cpu_softirq,failed" > "$CSV"
+IFS=, read -r -a NS <<< "$HOSTS"
+for n in "${NS[@]}"; do
+    log "=== $n hosts, $SIZE, links $RATE (origin $ORIGIN_RATE)"
+    setup_lab "$n"
+    b=$(bound "$n")
+    log "Kumar-Ross bound: $b s"
+    for kind in ${SCENARIOS//,/ }; do
+        if [ "$kind" = curl ] && [ "$n" -gt "$CURL_MAX" ]; then log "curl: skipped (more than --curl-max-hosts $CURL_MAX)"; continue; fi
+        rm -rf "$LAB/origin-node"
+        if [ "$kind" = seed ]; then
+            log "seed: ingesting on the origin host (not counted)"
+            ip netns exec $PREFIX-o $SWARM seed "$URL" --data-dir "$LAB/origin-node" --listen "$ORIGIN_IP:7400" > "$LAB/seed.out" 2> "$LAB/seed.err" &
+            until grep -q '^swarm://' "$LAB/seed.out" 2>/dev/null; do sleep 0.2; done
+        elif [ "$kind" = cold ]; then
+            ip netns exec $PREFIX-o $SWARM node --data-dir "$LAB/origin-node" --listen "$ORIGIN_IP:7400" > "$LAB/node.out" 2> "$LAB/node.err" &
+            until grep -q 'listening on' "$LAB/node.err" 2>/dev/null; do sleep 0.2; done
+        fi
+        before=$(origin_tx)
+        cpu_start
+        ip netns exec $PREFIX-hub python3 "$REPO/bench/swarm-lab/timeline.py" "$OUT/timeline-$kind-$n.csv" "$RATE_BITS" &
+        TIMELINE_PID=$!
+        log "$kind: $n hosts start"
+        mapfile -t times < <(run_hosts "$n" "$kind")
+        kill "$TIMELINE_PID" 2>/dev/null || true
+        cpu=$(cpu_stop)
+        after=$(origin_tx)
+        summarize "$kind" "$n" "$b" "$cpu" "$((after - before))" "${times[@]}"
+        log "$kind: the $n fetching processes used $(python3 -c "print(round($(cat "$LAB/proc.ticks") / $(getconf CLK_TCK), 1))") CPU seconds in all (this machine has $(nproc) cores)"
+        ip netns pids $PREFIX-o | while read -r p; do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = dotnet ] && kill -9 "$p"; done; true
+        sleep 0.5
+    done
+done
+python3 "$REPO/bench/swarm-lab/plot.py" "$CSV" "$OUT/lab.svg"
+log "results: $CSV and $OUT/lab.svg"
+column -s, -t < "$CSV"
