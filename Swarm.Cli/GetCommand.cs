@@ -52,7 +52,18 @@ internal static class GetCommand
                 };
                 var lingerFor = parse.GetValue(linger) is { } l ? Durations.Parse(l, "--linger") : TimeSpan.Zero;
                 string path = parse.GetValue(output)!.FullName;
-                await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
+                string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
+                using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
+                {
+                    if (client != null)
+                        return await RemoteTask.RunAsync("get", client, new TaskRequest
+                        {
+                            Source = parse.GetValue(id)!, Output = path, Tag = parse.GetValue(tag), Filters = parse.GetValue(filters) ?? [],
+                            Headers = parse.GetValue(headers) ?? [], Digest = parse.GetValue(digest), NoBackToSource = parse.GetValue(noBackToSource),
+                            Peers = [.. peerList.Select(p => p.ToString())],
+                        }, progress, ct).ConfigureAwait(false);
+                }
+                await using var node = await LocalNode.StartAsync(dir, options, logger,
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
                 bool canDiscover = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
                 var swarmProgress = new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers));

@@ -1,6 +1,5 @@
 using System.CommandLine;
-using Microsoft.Extensions.Logging;
-using Swarm.Core.Exchange;
+using Microsoft.Extensions.Hosting;
 using Swarm.Node;
 
 namespace Swarm.Cli;
@@ -10,46 +9,55 @@ internal static class NodeCommand
     public static Command Create()
     {
         var dataDir = CommonOptions.DataDir();
-        var listen = CommonOptions.Listen("0.0.0.0:7400");
-        var bootstrap = CommonOptions.Bootstrap();
-        var uploadRate = CommonOptions.Rate("--upload-rate", "upload");
-        var verbose = CommonOptions.Verbose();
-        var command = new Command("node", "Run a long-lived node: join the DHT, keep the routing table, serve and announce all complete content in the data directory, until Ctrl-C or SIGTERM.")
+        var command = new Command("node",
+            "Run the node service: join the DHT, serve and announce the content in the data directory, run the tasks that 'swarm get' and " +
+            "'swarm seed' hand it, keep the store under its quota, expose /metrics and /healthz, until SIGTERM or Ctrl-C. " +
+            "Each setting comes from its flag, else the environment variable SWARM_<NAME>, else swarm.json in the data directory, else its default.")
         {
-            dataDir, listen, bootstrap, uploadRate, verbose,
+            dataDir,
         };
+        var settings = new List<(string Name, Option<string?> Option)>();
+        foreach (var (name, env, def, help) in NodeConfig.Settings)
+        {
+            var option = new Option<string?>("--" + name) { Description = $"{char.ToUpperInvariant(help[0])}{help[1..]}. Env {env}; default {(def.Length == 0 ? "none" : def)}." };
+            if (name == "bootstrap") option.AllowMultipleArgumentsPerToken = false;
+            settings.Add((name, option));
+            command.Options.Add(option);
+        }
+        var verbose = CommonOptions.Verbose();
+        command.Options.Add(verbose);
         command.SetAction(async (parse, ct) =>
         {
-            var logger = new StderrLogger(parse.GetValue(verbose) ? LogLevel.Debug : LogLevel.Information, null);
             try
             {
-                var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
-                await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
-                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
-                int served = 0;
-                foreach (var id in node.Store.List())
+                var flags = new Dictionary<string, string?>();
+                foreach (var (name, option) in settings)
                 {
-                    var content = node.Store.TryOpen(id);
-                    if (content is not { IsComplete: true }) { content?.Dispose(); continue; }
-                    await node.ServeAsync(content, ct).ConfigureAwait(false);
-                    served++;
+                    var result = parse.GetResult(option);
+                    if (result == null || result.Implicit) continue;
+                    flags[name] = name == "bootstrap" ? string.Join(",", result.Tokens.Select(t => t.Value)) : parse.GetValue(option);
                 }
-                var stats = node.Dht!.GetStats();
-                Console.Error.WriteLine($"swarm: node {node.Key.NodeId.ToHex()} listening on {node.EndPoint} (TCP and UDP); {stats.RoutingTableSize} DHT contacts; serving {served} item(s); Ctrl-C to stop");
-                try
+                if (parse.GetValue(verbose)) flags["log-level"] = "debug";
+                var config = NodeConfig.Load(DataDirectory.Resolve(parse.GetValue(dataDir)), flags);
+                if (config.Metrics != null && config.MetricsIsDefault && !PortFree(config.Metrics))
                 {
-                    while (true)
-                    {
-                        await Task.Delay(TimeSpan.FromMinutes(1), ct).ConfigureAwait(false);
-                        stats = node.Dht.GetStats();
-                        Console.Error.WriteLine($"swarm: {stats.RoutingTableSize} DHT contacts, {stats.ProvidersHeld} provider records and {stats.RecordsHeld} records held for others, {node.Engine.Swarms.Sum(s => s.PeerCount)} peer connections");
-                    }
+                    Console.Error.WriteLine($"swarm: node: the default metrics address {config.Metrics} is taken (another node on this host?); running without metrics. Give --metrics IP:PORT to choose one.");
+                    config = config with { Metrics = null };
                 }
-                catch (OperationCanceledException)
-                {
-                    Console.Error.WriteLine("swarm: stopping");
-                }
+                await using var app = NodeHost.Build(config);
+                await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
+                await app.WaitForShutdownAsync(ct).ConfigureAwait(false); // SIGTERM / Ctrl-C: graceful stop
                 return ExitCodes.Ok;
+            }
+            catch (ConfigException e)
+            {
+                Console.Error.WriteLine($"swarm: node: bad configuration: {e.Message}");
+                return ExitCodes.Usage;
+            }
+            catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
+            {
+                Console.Error.WriteLine($"swarm: node: {e.Message}");
+                return ExitCodes.LocalError;
             }
             catch (Exception e)
             {
@@ -57,5 +65,19 @@ internal static class NodeCommand
             }
         });
         return command;
+    }
+
+    private static bool PortFree(System.Net.IPEndPoint endPoint)
+    {
+        try
+        {
+            using var probe = new System.Net.Sockets.TcpListener(endPoint);
+            probe.Start();
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
     }
 }

@@ -7,5 +7,9 @@ var root = new RootCommand("Swarm: peer-to-peer distribution of files and contai
     GetCommand.Create(),
     NodeCommand.Create(),
     DhtCommand.Create(),
+    ControlCommands.Status(),
+    ControlCommands.List(),
+    ControlCommands.Remove(),
+    ControlCommands.Limit(),
 };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -33,8 +33,18 @@ internal static class SeedCommand
                 var source = new FileInfo(what);
                 if (url == null && !source.Exists) throw new FileNotFoundException($"file not found: {source.FullName}");
                 var headerList = CommonOptions.ParseHeaders(parse.GetValue(headers));
+                string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
+                using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
+                {
+                    if (client != null)
+                        return await RemoteTask.RunAsync("seed", client, new TaskRequest
+                        {
+                            Kind = "seed", Source = url != null ? what : source.FullName, Tag = parse.GetValue(tag), Filters = parse.GetValue(filters) ?? [],
+                            Headers = parse.GetValue(headers) ?? [],
+                        }, progress, ct).ConfigureAwait(false);
+                }
                 var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
-                await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), options, logger,
+                await using var node = await LocalNode.StartAsync(dir, options, logger,
                     parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
                 Swarm.Core.Storage.StoredContent content;
                 if (url != null)

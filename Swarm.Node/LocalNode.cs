@@ -180,6 +180,18 @@ public sealed class LocalNode : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Removes a content from this node: stops serving it, withdraws its DHT announcement and deletes it from the store.
+    /// False when the store did not hold it.
+    /// </summary>
+    public async Task<bool> RemoveAsync(ContentId id)
+    {
+        await Engine.RemoveAsync(id).ConfigureAwait(false);
+        _announced.TryRemove(id, out _);
+        Dht?.Withdraw(id.Value);
+        return Store.Delete(id);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);

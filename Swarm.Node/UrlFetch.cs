@@ -44,9 +44,8 @@ public static class UrlFetch
         IProgress<(long Done, long Total)>? originProgress, Action<string> say, CancellationToken cancellationToken)
     {
         var url = request.Url;
-        var pointer = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0
-            ? await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false)
-            : null;
+        bool joined = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
+        var pointer = joined ? await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false) : null;
         var deadline = DateTime.UtcNow + request.WaitForOthers;
         int contenders = 0;
         bool swarmFailed = false;
@@ -83,6 +82,13 @@ public static class UrlFetch
                     say($"swarm: another node is fetching {url} from the origin; fetching from it as it reads");
                     pointer = await WaitForPointerAsync(node, request.TaskKey, deadline, cancellationToken).ConfigureAwait(false);
                     if (pointer != null || DateTime.UtcNow < deadline) continue; // fetch it, or elect again (the holder went away)
+                }
+                else if (!joined && node.Dht!.GetStats().RoutingTableSize > 0)
+                {
+                    // The first bootstrap failed and the lease election joined the DHT: a seed may have published a pointer.
+                    joined = true;
+                    pointer = await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+                    if (pointer != null) continue;
                 }
             }
             var content = await FromOriginAsync(node, request, originProgress, cancellationToken).ConfigureAwait(false);

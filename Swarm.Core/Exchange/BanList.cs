@@ -18,6 +18,16 @@ public sealed class BanList
     }
 
     public bool IsBanned(Hash256 node) => Check(_nodes, node);
+
+    /// <summary>Nodes banned now.</summary>
+    public int Count
+    {
+        get
+        {
+            long now = Environment.TickCount64;
+            return _nodes.Count(kv => kv.Value > now);
+        }
+    }
     public bool IsBanned(IPEndPoint address) => Check(_addresses, address);
 
     private static bool Check<T>(ConcurrentDictionary<T, long> map, T key) where T : notnull

@@ -85,7 +85,11 @@ public sealed class ContentSwarm : IAsyncDisposable
         }
     }
 
-    internal void RecordUpload(int bytes) => Interlocked.Add(ref _bytesUploaded, bytes);
+    internal void RecordUpload(int bytes)
+    {
+        Interlocked.Add(ref _bytesUploaded, bytes);
+        Engine.CountUploaded(bytes);
+    }
 
     /// <summary>Starts downloading: verification workers run, and sessions start requesting as soon as the manifest is known.</summary>
     internal void StartDownload()
@@ -684,6 +688,7 @@ public sealed class ContentSwarm : IAsyncDisposable
                 (cancels ??= []).Add((other, new Cancel(header.Piece, header.Offset, length)));
             slot.First = slot.Second = null;
             _bytesFromPeers += length;
+            Engine.CountFromPeers(length);
             if (partial.ReceivedCount == partial.Blocks.Length)
             {
                 _partials.Remove(header.Piece);
@@ -795,6 +800,7 @@ public sealed class ContentSwarm : IAsyncDisposable
         else
         {
             Interlocked.Increment(ref _hashFailures);
+            Engine.CountPieceFailed();
             if (culprit != null) BanAndClose(culprit, $"sent piece {piece.Index}, which failed its SHA-256 check");
             else Logger.LogWarning("piece {Piece} of {Id} from {Count} peers failed its SHA-256 check; they are on parole until one is caught", piece.Index, Id, piece.Contributors.Count);
         }

@@ -21,6 +21,8 @@ public sealed record EngineOptions
     /// <summary>Connection attempts per peer address before a download gives up on it.</summary>
     public int DialAttempts { get; init; } = 3;
     public int MaxPeersPerContent { get; init; } = 30;
+    /// <summary>Peer connections at most, all content together; more inbound ones are refused, dialling waits.</summary>
+    public int MaxConnections { get; init; } = 256;
     /// <summary>
     /// Peers uploaded to at once by rank (tit for tat), besides the optimistic slot. Eight, as libtorrent, not BitTorrent's
     /// four: on a fleet's symmetric links, four left uplinks idle while their few receivers' downlinks were full (measured in

@@ -36,8 +36,7 @@ public sealed class SwarmEngine : IAsyncDisposable
         Store = store;
         Options = options ?? new EngineOptions();
         Logger = logger ?? NullLogger.Instance;
-        UploadLimiter = CreateLimiter(Options.UploadRate);
-        DownloadLimiter = CreateLimiter(Options.DownloadRate);
+        SetRates(Options.UploadRate, Options.DownloadRate);
         _tick = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
@@ -47,8 +46,42 @@ public sealed class SwarmEngine : IAsyncDisposable
     public ILogger Logger { get; }
     public BanList Bans { get; } = new();
     public IPEndPoint? ListenEndPoint { get; private set; }
-    internal RateLimiter? UploadLimiter { get; }
-    internal RateLimiter? DownloadLimiter { get; }
+    internal RateLimiter? UploadLimiter { get; private set; }
+    internal RateLimiter? DownloadLimiter { get; private set; }
+
+    /// <summary>Upload limit now in force, bytes/s (0 = none); starts at <see cref="EngineOptions.UploadRate"/>.</summary>
+    public long UploadRate { get; private set; }
+    /// <summary>Download limit now in force, bytes/s (0 = none).</summary>
+    public long DownloadRate { get; private set; }
+
+    /// <summary>
+    /// Changes the rate limits at run time. Waits already queued on the old limiters finish under the old rate (the old
+    /// limiters are left to the garbage collector, not disposed under them).
+    /// </summary>
+    public void SetRates(long uploadBytesPerSecond, long downloadBytesPerSecond)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(uploadBytesPerSecond);
+        ArgumentOutOfRangeException.ThrowIfNegative(downloadBytesPerSecond);
+        UploadLimiter = CreateLimiter(uploadBytesPerSecond);
+        DownloadLimiter = CreateLimiter(downloadBytesPerSecond);
+        UploadRate = uploadBytesPerSecond;
+        DownloadRate = downloadBytesPerSecond;
+    }
+
+    private long _totalFromPeers, _totalUploaded, _piecesVerified, _piecesFailed;
+
+    /// <summary>Bytes received from peers in blocks, all content, since start.</summary>
+    public long TotalBytesFromPeers => Interlocked.Read(ref _totalFromPeers);
+    /// <summary>Bytes sent to peers in blocks, all content, since start.</summary>
+    public long TotalBytesUploaded => Interlocked.Read(ref _totalUploaded);
+    /// <summary>Pieces from peers that verified, all content, since start.</summary>
+    public long PiecesVerified => Interlocked.Read(ref _piecesVerified);
+    /// <summary>Pieces from peers that failed their hash check, all content, since start.</summary>
+    public long PiecesFailed => Interlocked.Read(ref _piecesFailed);
+
+    internal void CountFromPeers(long bytes) => Interlocked.Add(ref _totalFromPeers, bytes);
+    internal void CountUploaded(long bytes) => Interlocked.Add(ref _totalUploaded, bytes);
+    internal void CountPieceFailed() => Interlocked.Increment(ref _piecesFailed);
     public IReadOnlyCollection<ContentSwarm> Swarms => [.. _swarms.Values];
 
     /// <summary>Raised after a downloaded piece is verified and stored (for announcing holdings).</summary>
@@ -71,6 +104,7 @@ public sealed class SwarmEngine : IAsyncDisposable
 
     internal void OnPieceVerified(StoredContent content, int piece)
     {
+        Interlocked.Increment(ref _piecesVerified);
         try
         {
             PieceVerified?.Invoke(content, piece);
@@ -124,6 +158,14 @@ public sealed class SwarmEngine : IAsyncDisposable
 
     public ContentSwarm? Find(ContentId id) => _swarms.TryGetValue(id, out var s) ? s : null;
 
+    /// <summary>Stops serving a content: closes its connections and releases its store entry. False when not served.</summary>
+    public async Task<bool> RemoveAsync(ContentId id)
+    {
+        if (!_swarms.TryRemove(id, out var swarm)) return false;
+        await swarm.DisposeAsync().ConfigureAwait(false);
+        return true;
+    }
+
     private async Task AcceptLoopAsync(Socket listener)
     {
         while (!_stop.IsCancellationRequested)
@@ -142,11 +184,39 @@ public sealed class SwarmEngine : IAsyncDisposable
                 Logger.LogWarning("accept failed: {Error}", e.Message);
                 continue;
             }
+            if (Interlocked.CompareExchange(ref _connections, 0, 0) >= Options.MaxConnections)
+            {
+                // At the connection limit: refuse at once (the peer tries others) rather than queueing.
+                Interlocked.Increment(ref _refusedConnections);
+                client.Dispose();
+                continue;
+            }
             Track(HandleInboundAsync(client));
         }
     }
 
+    private int _connections;
+    private long _refusedConnections;
+
+    /// <summary>Peer connections open now (inbound and outbound, all content).</summary>
+    public int Connections => Volatile.Read(ref _connections);
+    /// <summary>Inbound connections refused because <see cref="EngineOptions.MaxConnections"/> was reached.</summary>
+    public long RefusedConnections => Interlocked.Read(ref _refusedConnections);
+
     private async Task HandleInboundAsync(Socket client)
+    {
+        Interlocked.Increment(ref _connections);
+        try
+        {
+            await HandleInboundCoreAsync(client).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _connections);
+        }
+    }
+
+    private async Task HandleInboundCoreAsync(Socket client)
     {
         var connection = new FrameConnection(client);
         try
@@ -272,7 +342,13 @@ public sealed class SwarmEngine : IAsyncDisposable
                 errors[endPoint] = "banned for sending bad data";
                 return;
             }
+            if (Connections >= Options.MaxConnections)
+            {
+                await Task.Delay(1000, cancellationToken).ConfigureAwait(false); // at the limit: wait for a slot
+                continue;
+            }
             FrameConnection? connection = null;
+            Interlocked.Increment(ref _connections);
             try
             {
                 connection = await FrameConnection.ConnectAsync(endPoint, Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
@@ -299,6 +375,7 @@ public sealed class SwarmEngine : IAsyncDisposable
             }
             finally
             {
+                Interlocked.Decrement(ref _connections);
                 if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
             }
             if (failures >= Options.DialAttempts) return;

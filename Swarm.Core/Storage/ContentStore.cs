@@ -34,6 +34,48 @@ public sealed class ContentStore
 
     private string EntryDirectory(ContentId id) => Path.Combine(ContentRoot, id.Hex);
 
+    private const string UsedFile = "used";
+
+    /// <summary>Records that the content was used now (fetched, exported, served): least recently used goes first.</summary>
+    public void Touch(ContentId id)
+    {
+        string path = Path.Combine(EntryDirectory(id), UsedFile);
+        try
+        {
+            if (!File.Exists(path)) File.WriteAllBytes(path, []);
+            File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // the entry went away
+    }
+
+    /// <summary>When the content was last used (<see cref="Touch"/>), else when its entry was made.</summary>
+    public DateTime LastUsed(ContentId id)
+    {
+        string dir = EntryDirectory(id);
+        string path = Path.Combine(dir, UsedFile);
+        return File.Exists(path) ? File.GetLastWriteTimeUtc(path) : Directory.GetLastWriteTimeUtc(dir);
+    }
+
+    /// <summary>Bytes the entry counts against a quota: its data file's length (a partial download counts in full, as it
+    /// will be; hard-linked live and sealed entries count twice — conservative).</summary>
+    public long DiskUsage(ContentId id)
+    {
+        string data = Path.Combine(EntryDirectory(id), StoredContent.DataFile);
+        return File.Exists(data) ? new FileInfo(data).Length : 0;
+    }
+
+    /// <summary>Deletes an entry (the caller has stopped using it). Renamed away first, so a half-deleted entry is never seen.</summary>
+    public bool Delete(ContentId id)
+    {
+        string dir = EntryDirectory(id);
+        if (!Directory.Exists(dir)) return false;
+        string gone = NewTempDirectory();
+        Directory.Delete(gone);
+        Directory.Move(dir, gone);
+        TryDeleteDirectory(gone);
+        return true;
+    }
+
     /// <summary>Opens an entry if the store has its manifest; null otherwise. A damaged entry is reported, not trusted.</summary>
     public StoredContent? TryOpen(ContentId id)
     {

@@ -15,7 +15,10 @@ public sealed class SwarmProcess : IAsyncDisposable
 
     public static string CliPath => Path.Combine(AppContext.BaseDirectory, "swarm.dll");
 
-    public static SwarmProcess Start(params string[] args)
+    public static SwarmProcess Start(params string[] args) => StartWith(null, args);
+
+    /// <summary>Starts with extra environment variables (e.g. SWARM_* settings).</summary>
+    public static SwarmProcess StartWith(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -27,6 +30,7 @@ public sealed class SwarmProcess : IAsyncDisposable
         psi.ArgumentList.Add(CliPath);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var sp = new SwarmProcess(process);
         process.OutputDataReceived += (_, e) => { if (e.Data != null) lock (sp._stdout) sp._stdout.AppendLine(e.Data); };

@@ -234,8 +234,10 @@ for n in "${NS[@]}"; do
         cpu=$(cpu_stop)
         after=$(origin_tx)
         summarize "$kind" "$n" "$b" "$cpu" "$((after - before))" "${times[@]}"
-        log "$kind: the $n fetching processes used $(python3 -c "print(round($(cat "$LAB/proc.ticks") / $(getconf CLK_TCK), 1))") CPU seconds in all (this machine has $(nproc) cores)"
-        ip netns pids $PREFIX-o | while read -r p; do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = dotnet ] && kill -9 "$p"; done; true
+        [ "$kind" = curl ] || log "$kind: the $n fetching processes used $(python3 -c "print(round($(cat "$LAB/proc.ticks") / $(getconf CLK_TCK), 1))") CPU seconds in all (this machine has $(nproc) cores)"
+        for p in $(ip netns pids $PREFIX-o); do
+            if [ "$(cat /proc/"$p"/comm 2>/dev/null)" = dotnet ]; then kill -9 "$p" 2>/dev/null || true; fi
+        done
         sleep 0.5
     done
 done

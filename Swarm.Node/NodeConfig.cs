@@ -1,0 +1,207 @@
+using System.Collections;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Swarm.Core.Exchange;
+
+namespace Swarm.Node;
+
+/// <summary>A setting that is missing, malformed or out of range; the message names the setting and where it came from.</summary>
+public sealed class ConfigException : Exception
+{
+    public ConfigException(string message) : base(message) { }
+    public ConfigException() { }
+    public ConfigException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>
+/// The node service's settings, each from (first found) a command-line flag, an environment variable
+/// <c>SWARM_&lt;NAME&gt;</c>, the <c>swarm.json</c> file in the data directory, or its default. Validated as a whole at
+/// start: a bad value stops the node with a message naming the setting and where the value came from.
+/// </summary>
+public sealed record NodeConfig
+{
+    public const string FileName = "swarm.json";
+
+    /// <summary>Every setting: its name (flag without dashes, JSON key), environment variable and default.</summary>
+    public static readonly IReadOnlyList<(string Name, string Env, string Default, string Help)> Settings =
+    [
+        ("listen", "SWARM_LISTEN", "0.0.0.0:7400", "address for peers, TCP and UDP (DHT)"),
+        ("bootstrap", "SWARM_BOOTSTRAP", "", "DHT nodes to join through, IP:PORT, comma-separated"),
+        ("metrics", "SWARM_METRICS", "127.0.0.1:7402", "address of /metrics and /healthz, or 'off'"),
+        ("upload-rate", "SWARM_UPLOAD_RATE", "0", "upload limit (e.g. 100mbit, 10MiB/s; 0 = none)"),
+        ("download-rate", "SWARM_DOWNLOAD_RATE", "0", "download limit (0 = none)"),
+        ("quota", "SWARM_QUOTA", "0", "disk space for content (e.g. 50GiB; 0 = no limit)"),
+        ("high-watermark", "SWARM_HIGH_WATERMARK", "0.9", "evict when usage passes this fraction of the quota"),
+        ("low-watermark", "SWARM_LOW_WATERMARK", "0.8", "evict down to this fraction of the quota"),
+        ("task-ttl", "SWARM_TASK_TTL", "0", "evict content unused for this long (e.g. 7d, 12h; 0 = never)"),
+        ("max-connections", "SWARM_MAX_CONNECTIONS", "256", "peer connections at most, all content together"),
+        ("log-level", "SWARM_LOG_LEVEL", "information", "debug, information, warning or error"),
+    ];
+
+    public required string DataDirectory { get; init; }
+    public required IPEndPoint Listen { get; init; }
+    public IReadOnlyList<IPEndPoint> Bootstrap { get; init; } = [];
+    public IPEndPoint? Metrics { get; init; }
+    /// <summary>The metrics address was not configured: when it is taken (another node on this host), run without.</summary>
+    public bool MetricsIsDefault { get; init; }
+    public long UploadRate { get; init; }
+    public long DownloadRate { get; init; }
+    public long Quota { get; init; }
+    public double HighWatermark { get; init; } = 0.9;
+    public double LowWatermark { get; init; } = 0.8;
+    public TimeSpan TaskTtl { get; init; }
+    public int MaxConnections { get; init; } = 256;
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
+
+    /// <summary>The path of the control socket for a data directory.</summary>
+    public static string SocketPath(string dataDirectory) => Path.Combine(dataDirectory, "swarm.sock");
+
+    public string ControlSocket => SocketPath(DataDirectory);
+
+    public EngineOptions EngineOptions() => new()
+    {
+        UploadRate = UploadRate,
+        DownloadRate = DownloadRate,
+        MaxConnections = MaxConnections,
+    };
+
+    /// <summary>Resolves every setting: <paramref name="flags"/> (name → value given on the command line), then the
+    /// environment, then <c>swarm.json</c> in <paramref name="dataDirectory"/>, then the default.</summary>
+    public static NodeConfig Load(string dataDirectory, IReadOnlyDictionary<string, string?> flags, IDictionary? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariables();
+        var file = ReadFile(dataDirectory);
+        foreach (var name in flags.Keys)
+            if (!Settings.Any(s => s.Name == name)) throw new ConfigException($"unknown setting '{name}'");
+        (string Value, string Source) Get(string name)
+        {
+            var setting = Settings.First(s => s.Name == name);
+            if (flags.TryGetValue(name, out var flag) && flag != null) return (flag, "--" + name);
+            if (environment[setting.Env] is string env && env.Length > 0) return (env, "environment variable " + setting.Env);
+            if (file.TryGetValue(name, out var json)) return (json, $"\"{name}\" in {Path.Combine(dataDirectory, FileName)}");
+            return (setting.Default, "default of " + name);
+        }
+        T Parse<T>(string name, Func<string, T> parse)
+        {
+            var (value, source) = Get(name);
+            try
+            {
+                return parse(value.Trim());
+            }
+            catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+            {
+                throw new ConfigException($"{source}: '{value}' is not valid for {name} ({Settings.First(s => s.Name == name).Help}): {e.Message}", e);
+            }
+        }
+        var config = new NodeConfig
+        {
+            DataDirectory = dataDirectory,
+            Listen = Parse("listen", EndPoints.Parse),
+            Bootstrap = Parse("bootstrap", v => (IReadOnlyList<IPEndPoint>)[.. v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(EndPoints.Parse)]),
+            Metrics = Parse("metrics", v => v.Equals("off", StringComparison.OrdinalIgnoreCase) ? null : EndPoints.Parse(v)),
+            MetricsIsDefault = Get("metrics").Source.StartsWith("default", StringComparison.Ordinal),
+            UploadRate = Parse("upload-rate", v => v == "0" ? 0 : ByteRate.Parse(v)),
+            DownloadRate = Parse("download-rate", v => v == "0" ? 0 : ByteRate.Parse(v)),
+            Quota = Parse("quota", v => v == "0" ? 0 : ByteSize.Parse(v)),
+            HighWatermark = Parse("high-watermark", Fraction),
+            LowWatermark = Parse("low-watermark", Fraction),
+            TaskTtl = Parse("task-ttl", v => v == "0" ? TimeSpan.Zero : Duration.Parse(v)),
+            MaxConnections = Parse("max-connections", v => int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) is var n and >= 1 and <= 100_000
+                ? n : throw new ArgumentException("must be between 1 and 100000")),
+            LogLevel = Parse("log-level", v => v.ToLowerInvariant() switch
+            {
+                "debug" => Microsoft.Extensions.Logging.LogLevel.Debug,
+                "information" or "info" => Microsoft.Extensions.Logging.LogLevel.Information,
+                "warning" or "warn" => Microsoft.Extensions.Logging.LogLevel.Warning,
+                "error" => Microsoft.Extensions.Logging.LogLevel.Error,
+                _ => throw new FormatException("write debug, information, warning or error"),
+            }),
+        };
+        if (config.LowWatermark >= config.HighWatermark)
+            throw new ConfigException($"low-watermark ({config.LowWatermark}) must be below high-watermark ({config.HighWatermark})");
+        return config;
+    }
+
+    private static double Fraction(string v)
+    {
+        double f = double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture);
+        return f is > 0 and <= 1 ? f : throw new ArgumentException("must be a fraction between 0 and 1, e.g. 0.9");
+    }
+
+    private static Dictionary<string, string> ReadFile(string dataDirectory)
+    {
+        string path = Path.Combine(dataDirectory, FileName);
+        var values = new Dictionary<string, string>();
+        if (!File.Exists(path)) return values;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ConfigException($"{path}: expected a JSON object of settings");
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                if (!Settings.Any(s => s.Name == property.Name))
+                    throw new ConfigException($"{path}: unknown setting \"{property.Name}\"; known settings: {string.Join(", ", Settings.Select(s => s.Name))}");
+                values[property.Name] = property.Value.ValueKind switch
+                {
+                    JsonValueKind.String => property.Value.GetString()!,
+                    JsonValueKind.Number => property.Value.GetRawText(),
+                    JsonValueKind.Array => string.Join(",", property.Value.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString() : e.GetRawText())),
+                    JsonValueKind.True or JsonValueKind.False => property.Value.GetRawText(),
+                    _ => throw new ConfigException($"{path}: \"{property.Name}\" must be a string, number or array"),
+                };
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{path} is not valid JSON: {e.Message}", e);
+        }
+        catch (IOException e)
+        {
+            throw new ConfigException($"cannot read {path}: {e.Message}", e);
+        }
+        return values;
+    }
+}
+
+/// <summary>Sizes like 512MiB, 50GiB, 1TB, 1048576.</summary>
+public static class ByteSize
+{
+    public static long Parse(string text)
+    {
+        string s = text.Trim();
+        int i = 0;
+        while (i < s.Length && (char.IsDigit(s[i]) || s[i] == '.')) i++;
+        if (i == 0 || !double.TryParse(s[..i], NumberStyles.Float, CultureInfo.InvariantCulture, out double n))
+            throw new FormatException($"'{text}' is not a size: write e.g. 50GiB, 512MiB or a number of bytes");
+        double unit = s[i..].Trim().ToUpperInvariant() switch
+        {
+            "" or "B" => 1,
+            "K" or "KB" => 1e3, "KIB" => 1024,
+            "M" or "MB" => 1e6, "MIB" => 1 << 20,
+            "G" or "GB" => 1e9, "GIB" => 1 << 30,
+            "T" or "TB" => 1e12, "TIB" => 1L << 40,
+            _ => throw new FormatException($"'{text}' has an unknown unit: use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"),
+        };
+        return checked((long)(n * unit));
+    }
+}
+
+/// <summary>Durations like 30s, 10m, 12h, 7d.</summary>
+public static class Duration
+{
+    public static TimeSpan Parse(string text)
+    {
+        string s = text.Trim();
+        if (s.Length < 2 || !double.TryParse(s[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double n) || n < 0)
+            throw new FormatException($"'{text}' is not a duration: write e.g. 30s, 10m, 12h or 7d");
+        return char.ToLowerInvariant(s[^1]) switch
+        {
+            's' => TimeSpan.FromSeconds(n),
+            'm' => TimeSpan.FromMinutes(n),
+            'h' => TimeSpan.FromHours(n),
+            'd' => TimeSpan.FromDays(n),
+            _ => throw new FormatException($"'{text}' is not a duration: write e.g. 30s, 10m, 12h or 7d"),
+        };
+    }
+}

@@ -1,0 +1,357 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Swarm.Core.Content;
+using Swarm.Core.Exchange;
+using Swarm.Core.Sources;
+using Swarm.Core.Storage;
+
+namespace Swarm.Node;
+
+/// <summary>What a client asks the node to do: fetch (<c>get</c>) or ingest and serve (<c>seed</c>) a source.</summary>
+public sealed record TaskRequest
+{
+    public string Kind { get; init; } = "get";
+    /// <summary>swarm://id, an http(s) URL, or (seed) a file path on the node's host.</summary>
+    public required string Source { get; init; }
+    /// <summary>Where the node writes the verified file (absolute path); none: keep it in the store only.</summary>
+    public string? Output { get; init; }
+    public string? Tag { get; init; }
+    public string[] Filters { get; init; } = [];
+    public string[] Headers { get; init; } = [];
+    public string? Digest { get; init; }
+    public bool NoBackToSource { get; init; }
+    public string[] Peers { get; init; } = [];
+}
+
+/// <summary>A task as the control API reports it.</summary>
+public sealed record TaskInfo
+{
+    public required string Id { get; init; }
+    public required TaskRequest Request { get; init; }
+    public string State { get; init; } = "running";
+    public string? Error { get; init; }
+    /// <summary>usage, unavailable, local or digest: what the CLI turns into its exit code.</summary>
+    public string? ErrorKind { get; init; }
+    public string? ContentId { get; init; }
+    public long Total { get; init; }
+    public long Verified { get; init; }
+    public int Peers { get; init; }
+    public long FromPeers { get; init; }
+    public long FromOrigin { get; init; }
+    public DateTimeOffset Started { get; init; }
+    public DateTimeOffset? Finished { get; init; }
+}
+
+/// <summary>
+/// The long-running node: the <see cref="LocalNode"/> (exchange + DHT), the tasks clients start through the control
+/// API, persisted so a restarted node resumes them from its store, and the counters behind /metrics.
+/// Runs as a hosted service: stopped by SIGTERM, it cancels its tasks (verified pieces are journalled), saves the task
+/// list and the routing table, and closes its connections.
+/// </summary>
+public sealed class NodeRuntime : IHostedService, IAsyncDisposable
+{
+    private const string TasksFile = "tasks.json";
+    private readonly ConcurrentDictionary<string, TaskState> _tasks = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ILogger _logger;
+    private LocalNode? _node;
+    private long _fromOrigin;
+
+    private sealed class TaskState(string id, TaskRequest request) : IDisposable
+    {
+        public void Dispose() => Cancel.Dispose();
+
+        public readonly string Id = id;
+        public readonly TaskRequest Request = request;
+        public readonly DateTimeOffset Started = DateTimeOffset.UtcNow;
+        public readonly CancellationTokenSource Cancel = new();
+        public volatile string State = "running";
+        public string? Error;
+        public string? ErrorKind;
+        public ContentId? Content;
+        public long Total, Verified, FromPeers, FromOrigin;
+        public int Peers;
+        public DateTimeOffset? Finished;
+        public Task? Run;
+
+        public TaskInfo Info() => new()
+        {
+            Id = Id, Request = Request, State = State, Error = Error, ErrorKind = ErrorKind, ContentId = Content?.ToUri(),
+            Total = Interlocked.Read(ref Total), Verified = Interlocked.Read(ref Verified), Peers = Peers,
+            FromPeers = FromPeers, FromOrigin = FromOrigin, Started = Started, Finished = Finished,
+        };
+    }
+
+    public NodeRuntime(NodeConfig config, ILogger<NodeRuntime> logger)
+    {
+        Config = config;
+        _logger = logger;
+    }
+
+    public NodeConfig Config { get; }
+    public LocalNode Node => _node ?? throw new InvalidOperationException("the node is not started");
+    public DateTimeOffset StartedAt { get; } = DateTimeOffset.UtcNow;
+    /// <summary>Bytes this node read from origins (ingests), since start.</summary>
+    public long BytesFromOrigin => Interlocked.Read(ref _fromOrigin);
+    /// <summary>Content ids that tasks are using now: never evicted.</summary>
+    public IReadOnlySet<ContentId> InUse => _tasks.Values.Where(t => t.State == "running" && t.Content != null).Select(t => t.Content!.Value).ToHashSet();
+    public event Action<ContentId>? ContentUsed;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Config.DataDirectory);
+        _node = await LocalNode.StartAsync(Config.DataDirectory, Config.EngineOptions(), _logger, Config.Listen, Config.Bootstrap, cancellationToken).ConfigureAwait(false);
+        int served = 0;
+        foreach (var id in _node.Store.List())
+        {
+            StoredContent? content;
+            try
+            {
+                content = _node.Store.TryOpen(id);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                _logger.LogWarning("store entry {Id} is damaged and is not served: {Error}", id, e.Message);
+                continue;
+            }
+            if (content is not { IsComplete: true })
+            {
+                content?.Dispose();
+                continue;
+            }
+            await _node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
+            served++;
+        }
+        int resumed = 0;
+        foreach (var (id, request) in LoadTasks())
+        {
+            Start(request, id);
+            resumed++;
+        }
+        var stats = _node.Dht!.GetStats();
+        _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed; control socket {Socket}",
+            _node.Key.NodeId.ToHex(), _node.EndPoint, stats.RoutingTableSize, served, resumed, Config.ControlSocket);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _logger.LogInformation("stopping: {Running} task(s) running; verified pieces are kept and the tasks resume at the next start", _tasks.Values.Count(t => t.State == "running"));
+        SaveTasks(); // before cancelling: running tasks are what the next start resumes
+        await _stop.CancelAsync().ConfigureAwait(false);
+        foreach (var t in _tasks.Values) await t.Cancel.CancelAsync().ConfigureAwait(false);
+        var runs = _tasks.Values.Select(t => t.Run).Where(r => r != null).Cast<Task>().ToArray();
+        try
+        {
+            await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException) { }
+        if (_node != null)
+        {
+            await _node.DisposeAsync().ConfigureAwait(false);
+            _node = null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_node != null) await _node.DisposeAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    public IReadOnlyList<TaskInfo> Tasks => [.. _tasks.Values.OrderBy(t => t.Started).Select(t => t.Info())];
+
+    public TaskInfo? FindTask(string id) => _tasks.TryGetValue(id, out var t) ? t.Info() : null;
+
+    /// <summary>Starts a task; returns it at once (poll <see cref="FindTask"/> for progress).</summary>
+    public TaskInfo Start(TaskRequest request, string? id = null)
+    {
+        Validate(request);
+        var task = new TaskState(id ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)), request);
+        _tasks[task.Id] = task;
+        task.Run = Task.Run(() => RunAsync(task));
+        SaveTasks();
+        return task.Info();
+    }
+
+    private static void Validate(TaskRequest request)
+    {
+        if (request.Kind is not ("get" or "seed")) throw new ArgumentException($"unknown task kind '{request.Kind}': get or seed");
+        if (request.Output != null && !Path.IsPathFullyQualified(request.Output)) throw new ArgumentException($"output '{request.Output}' must be an absolute path");
+        bool url = AsUrl(request.Source) != null;
+        if (request.Kind == "get" && !url && !ContentId.TryParse(request.Source, out _))
+            throw new ArgumentException($"'{request.Source}' is not a content id or URL: expected swarm:// followed by 64 hex digits or an http(s) URL");
+        if (request.Kind == "seed" && !url && !File.Exists(request.Source)) throw new ArgumentException($"file not found on the node's host: {request.Source}");
+    }
+
+    /// <summary>Cancels a task (the pieces it verified stay in the store). False when there is no such task.</summary>
+    public bool Cancel(string id)
+    {
+        if (!_tasks.TryRemove(id, out var task)) return false;
+        task.Cancel.Cancel();
+        SaveTasks();
+        return true;
+    }
+
+    /// <summary>Removes content from the node: cancels its tasks, stops serving and announcing it, deletes it from the store.</summary>
+    public async Task<bool> RemoveContentAsync(ContentId id)
+    {
+        foreach (var t in _tasks.Values.Where(t => t.Content == id).ToList()) Cancel(t.Id);
+        return await Node.RemoveAsync(id).ConfigureAwait(false);
+    }
+
+    private async Task RunAsync(TaskState task)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(task.Cancel.Token, _stop.Token);
+        var ct = linked.Token;
+        var request = task.Request;
+        try
+        {
+            var node = Node;
+            StoredContent content;
+            var url = AsUrl(request.Source);
+            var headers = ParseHeaders(request.Headers);
+            if (request.Kind == "seed")
+            {
+                if (url != null)
+                {
+                    var key = TaskKey.For(url, request.Tag, request.Filters);
+                    using var origin = new OriginClient(headers);
+                    content = await OriginTasks.IngestAsync(node, url, key, origin, new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
+                        live =>
+                        {
+                            task.Content = live;
+                            return OriginTasks.PublishPointerAsync(node, key, live, ct, live: true);
+                        }, ct).ConfigureAwait(false);
+                    await node.ServeAsync(content, ct).ConfigureAwait(false);
+                    await OriginTasks.PublishPointerAsync(node, key, content.Id, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    long total = new FileInfo(request.Source).Length;
+                    content = await node.Store.IngestFileAsync(request.Source, node.Key, new Progress<long>(d => { task.Total = total; task.Verified = d; }), ct).ConfigureAwait(false);
+                    await node.ServeAsync(content, ct).ConfigureAwait(false);
+                }
+            }
+            else if (url != null)
+            {
+                var fetch = new UrlFetchRequest(url, TaskKey.For(url, request.Tag, request.Filters))
+                {
+                    Headers = headers,
+                    BackToSource = !request.NoBackToSource,
+                    WaitForOthers = node.Engine.Options.StallTimeout,
+                    Peers = [.. request.Peers.Select(EndPoints.Parse)],
+                };
+                var result = await UrlFetch.RunAsync(node, fetch, SwarmProgress(task), new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
+                    line => _logger.LogInformation("task {Task}: {Line}", task.Id, line.StartsWith("swarm: ", StringComparison.Ordinal) ? line[7..] : line), ct).ConfigureAwait(false);
+                content = result.Content;
+            }
+            else
+            {
+                if (!ContentId.TryParse(request.Source, out var id)) throw new ArgumentException($"'{request.Source}' is not a content id");
+                task.Content = id;
+                content = await node.Engine.DownloadAsync(id, [.. request.Peers.Select(EndPoints.Parse)], SwarmProgress(task), ct, node.Discovery).ConfigureAwait(false);
+            }
+            task.Content ??= content.Id;
+            task.Total = task.Verified = content.Layout.Length;
+            if (request.Digest is { } digest) OriginTasks.VerifyDigest(content, digest);
+            if (request.Output != null) content.Export(request.Output);
+            ContentUsed?.Invoke(content.Id);
+            task.State = "done";
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            task.State = _stop.IsCancellationRequested ? "interrupted" : "cancelled";
+            task.Error = _stop.IsCancellationRequested ? "the node is stopping; the task resumes when it starts again" : "cancelled";
+            task.ErrorKind = "interrupted";
+        }
+        catch (Exception e)
+        {
+            task.State = "failed";
+            task.Error = e.Message;
+            task.ErrorKind = e switch
+            {
+                ArgumentException or FormatException => "usage",
+                PeerUnavailableException or OriginException or IngesterGoneException => "unavailable",
+                DigestMismatchException => "digest",
+                _ => "local",
+            };
+            if (task.ErrorKind == "local" && e is not (IOException or InvalidDataException or UnauthorizedAccessException))
+                _logger.LogError(e, "task {Task} failed", task.Id);
+            else _logger.LogWarning("task {Task} ({Source}) failed: {Error}", task.Id, request.Source, e.Message);
+        }
+        finally
+        {
+            task.Finished = DateTimeOffset.UtcNow;
+            if (!_stop.IsCancellationRequested) SaveTasks();
+        }
+    }
+
+    private void OriginProgress(TaskState task, long done, long total)
+    {
+        long delta = done - Interlocked.Exchange(ref task.FromOrigin, done);
+        if (delta > 0) Interlocked.Add(ref _fromOrigin, delta);
+        task.Total = total;
+        task.Verified = done;
+    }
+
+    private static Progress<TransferProgress> SwarmProgress(TaskState task) => new(p =>
+    {
+        task.Total = p.TotalBytes;
+        task.Verified = p.VerifiedBytes;
+        task.FromPeers = p.BytesFromPeers;
+        task.Peers = p.Peers;
+    });
+
+    private static Uri? AsUrl(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps) ? u : null;
+
+    private static List<KeyValuePair<string, string>> ParseHeaders(string[] headers) =>
+        [.. headers.Select(h =>
+        {
+            int colon = h.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0) throw new ArgumentException($"header '{h}' is not 'Name: value'");
+            return new KeyValuePair<string, string>(h[..colon].Trim(), h[(colon + 1)..].Trim());
+        })];
+
+    // ---- the task list survives restarts: unfinished tasks resume ----
+
+    private void SaveTasks()
+    {
+        try
+        {
+            var unfinished = _tasks.Values.Where(t => t.State == "running" || (t.State == "interrupted" && _stop.IsCancellationRequested))
+                .Select(t => new SavedTask(t.Id, t.Request)).ToList();
+            string path = Path.Combine(Config.DataDirectory, TasksFile);
+            lock (_tasks)
+            {
+                File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(unfinished));
+                File.Move(path + ".tmp", path, overwrite: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("could not save the task list: {Error}", e.Message);
+        }
+    }
+
+    private List<(string Id, TaskRequest Request)> LoadTasks()
+    {
+        string path = Path.Combine(Config.DataDirectory, TasksFile);
+        if (!File.Exists(path)) return [];
+        try
+        {
+            var saved = JsonSerializer.Deserialize<List<SavedTask>>(File.ReadAllText(path)) ?? [];
+            return [.. saved.Where(s => s.Request != null).Select(s => (s.Id, s.Request))];
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            _logger.LogWarning("ignoring the unreadable task list {Path}: {Error}", path, e.Message);
+            return [];
+        }
+    }
+
+    private sealed record SavedTask(string Id, TaskRequest Request);
+}
