@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Spectre.Console;
 using Swarm.Core.Exchange;
 
 namespace Swarm.Cli;
@@ -17,6 +18,13 @@ internal sealed class ProgressLine(string label)
     private long _rateAt;
     private double _rate;
     private bool _dirty;
+
+    private static readonly Lazy<Spectre.Console.IAnsiConsole> StderrConsole = new(() => Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+    {
+        Out = new Spectre.Console.AnsiConsoleOutput(Console.Error),
+    }));
+
+    private static Spectre.Console.IAnsiConsole Stderr => StderrConsole.Value;
 
     public void Report(long done, long total, int? peers = null, bool force = false)
     {
@@ -41,7 +49,14 @@ internal sealed class ProgressLine(string label)
                 : $"{label} {Units.Bytes(done)} / {Units.Bytes(total)} {pct,5:0.0}%  {ByteRate.Format(rate)}  ETA {eta}" + (peers is { } p ? $"  peers {p}" : "");
             if (_terminal)
             {
-                Console.Error.Write("\r" + text.PadRight(Console.BufferWidth > 0 ? Math.Min(Console.BufferWidth - 1, 120) : 100));
+                // A bar drawn with Spectre.Console on stderr, redrawn in place.
+                int width = Console.BufferWidth > 0 ? Math.Min(Console.BufferWidth - 1, 140) : 100;
+                int barWidth = 24;
+                int filled = total > 0 ? (int)Math.Round(barWidth * Math.Clamp((double)done / total, 0, 1)) : 0;
+                string bar = $"[green]{new string('━', filled)}[/][grey]{new string('━', barWidth - filled)}[/]";
+                string plain = text.Length + barWidth + 1 > width ? text[..Math.Max(0, width - barWidth - 1)] : text;
+                Stderr.Write("\r");
+                Stderr.Markup($"{bar} {Spectre.Console.Markup.Escape(plain).PadRight(Math.Max(0, width - barWidth - 1))}");
                 _dirty = true;
             }
             else

@@ -192,4 +192,41 @@ public class NodeServiceTests
         Assert.Contains(where switch { "flag" => "--quota", "env" => "SWARM_QUOTA", _ => "swarm.json" }, node.Stderr, StringComparison.Ordinal);
         Assert.Contains("'lots'", node.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TheUploadLimitHoldsOverTenSecondsAndChangesAtRunTime()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllBytes(dir.Combine("big.bin"), RandomBytes(300 * 1024 * 1024, 50));
+        int metrics = FreePort.Get(), port = FreePort.Get();
+        string data = dir.Combine("seed");
+        await using var node = SwarmProcess.Start("node", "--data-dir", data, "--listen", $"127.0.0.1:{port}", "--metrics", $"127.0.0.1:{metrics}", "--upload-rate", "10MiB/s");
+        await Poll.UntilAsync(() => node.Stderr.Contains("control socket", StringComparison.Ordinal) || node.HasExited, Timeout, "the node to start");
+        await using var seed = await SwarmProcess.RunAsync(Timeout, "seed", dir.Combine("big.bin"), "--data-dir", data);
+        Assert.True(seed.ExitCode == 0, seed.ToString());
+        string id = seed.Stdout.Trim();
+
+        await using var get = SwarmProcess.Start("get", id, "--peer", $"127.0.0.1:{port}", "-o", dir.Combine("out.bin"), "--data-dir", dir.Combine("getter"), "--listen", "127.0.0.1:0");
+        await Poll.UntilAsync(async () => (await MetricsAsync(metrics))["swarm_bytes_uploaded_total"] > 4 * 1024 * 1024, Timeout, "the upload to start");
+
+        async Task<double> RateOverAsync(TimeSpan window)
+        {
+            double before = (await MetricsAsync(metrics))["swarm_bytes_uploaded_total"];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await Task.Delay(window, TestContext.Current.CancellationToken);
+            double after = (await MetricsAsync(metrics))["swarm_bytes_uploaded_total"];
+            return (after - before) / clock.Elapsed.TotalSeconds;
+        }
+        double mib = 1024 * 1024;
+        double rate = await RateOverAsync(TimeSpan.FromSeconds(10));
+        Assert.InRange(rate / mib, 9.0, 11.0);
+
+        await using var limit = await SwarmProcess.RunAsync(Timeout, "limit", "--upload-rate", "4MiB/s", "--data-dir", data);
+        Assert.True(limit.ExitCode == 0, limit.ToString());
+        Assert.Equal(4 * mib, (await MetricsAsync(metrics))["swarm_upload_rate_limit_bytes"]);
+        await Task.Delay(1000, TestContext.Current.CancellationToken); // blocks already queued under the old limit drain
+        rate = await RateOverAsync(TimeSpan.FromSeconds(5));
+        Assert.InRange(rate / mib, 3.4, 4.6);
+        Assert.False(get.HasExited, get.ToString());
+    }
 }
