@@ -44,9 +44,22 @@ internal static class NodeCommand
                     Console.Error.WriteLine($"swarm: node: the default metrics address {config.Metrics} is taken (another node on this host?); running without metrics. Give --metrics IP:PORT to choose one.");
                     config = config with { Metrics = null };
                 }
-                await using var app = NodeHost.Build(config);
-                await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
-                await app.WaitForShutdownAsync(ct).ConfigureAwait(false); // SIGTERM / Ctrl-C: graceful stop
+                var app = NodeHost.Build(config);
+                try
+                {
+                    await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (IOException e) when (config.Metrics != null && config.MetricsIsDefault && e.Message.Contains(config.Metrics.ToString(), StringComparison.Ordinal))
+                {
+                    // Another node on this host took the default metrics port between the check and the bind.
+                    Console.Error.WriteLine($"swarm: node: the default metrics address {config.Metrics} is taken; running without metrics. Give --metrics IP:PORT to choose one.");
+                    await app.DisposeAsync().ConfigureAwait(false);
+                    config = config with { Metrics = null };
+                    app = NodeHost.Build(config);
+                    await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                await using (app)
+                    await app.WaitForShutdownAsync(ct).ConfigureAwait(false); // SIGTERM / Ctrl-C: graceful stop
                 return ExitCodes.Ok;
             }
             catch (ConfigException e)

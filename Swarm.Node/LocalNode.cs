@@ -192,8 +192,11 @@ public sealed class LocalNode : IAsyncDisposable
         return Store.Delete(id);
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _stop.CancelAsync().ConfigureAwait(false);
         Engine.PieceVerified -= OnPieceVerified;
         Engine.ContentSealed -= OnContentSealed;

@@ -148,17 +148,14 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException) { }
-        if (_node != null)
-        {
-            await _node.DisposeAsync().ConfigureAwait(false);
-            _node = null;
-        }
+        if (Interlocked.Exchange(ref _node, null) is { } node) await node.DisposeAsync().ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (_node != null) await _node.DisposeAsync().ConfigureAwait(false);
-        _stop.Dispose();
+        // Registered as a singleton and as a hosted service: the container may dispose it twice.
+        if (Interlocked.Exchange(ref _node, null) is { } node) await node.DisposeAsync().ConfigureAwait(false);
+        foreach (var t in _tasks.Values) t.Dispose();
     }
 
     public IReadOnlyList<TaskInfo> Tasks => [.. _tasks.Values.OrderBy(t => t.Started).Select(t => t.Info())];
