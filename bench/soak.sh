@@ -45,11 +45,14 @@ python3 - "$OUT" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 def mb(x): return float(x) / 2**20
+# Pools (pieces, buffers) and the JIT fill up in the first minutes: growth is judged on the second half of the run.
+half = rows[len(rows) // 2:]
 for node in ("a", "b"):
     rss = [mb(r[f"{node}_rss"]) for r in rows]; heap = [mb(r[f"{node}_heap"]) for r in rows]
-    n = max(1, len(rows) // 5)
-    first, last = sum(rss[1:n + 1]) / len(rss[1:n + 1]), sum(rss[-n:]) / n
-    print(f"node {node.upper()}: peak RSS {max(rss):.0f} MiB; RSS first fifth {first:.0f} MiB, last fifth {last:.0f} MiB ({(last / first - 1) * 100:+.0f}%); "
-          f"managed heap first {sum(heap[1:n + 1]) / len(heap[1:n + 1]):.0f} MiB, last {sum(heap[-n:]) / n:.0f} MiB")
+    hr = [mb(r[f"{node}_rss"]) for r in half]; hh = [mb(r[f"{node}_heap"]) for r in half]
+    q = max(1, len(hr) // 4)
+    a, b = sum(hr[:q]) / q, sum(hr[-q:]) / q
+    print(f"node {node.upper()}: peak RSS {max(rss):.0f} MiB (first sample {rss[0]:.0f}); second half of the run: RSS {a:.0f} -> {b:.0f} MiB "
+          f"({(b / a - 1) * 100:+.1f}%), managed heap {sum(hh[:q]) / q:.1f} -> {sum(hh[-q:]) / q:.1f} MiB")
 print(f"{rows[-1]['b_fetches']} fetches")
 PY

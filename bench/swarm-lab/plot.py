@@ -23,12 +23,15 @@ def main(path, out):
         bounds[n] = float(r["bound_s"])
     points["bound"] = sorted(bounds.items())
     xs = sorted({n for pts in points.values() for n, _ in pts})
-    ymax = max(t for pts in points.values() for _, t in pts) * 1.1
+    ymax = max(t for pts in points.values() for _, t in pts) * 1.2
+    ymin = min(t for pts in points.values() for _, t in pts) / 1.5
+    # Log scale: curl grows with N while the swarm stays near the bound; both must be readable.
+    lo, hi = math.log10(ymin), math.log10(ymax)
     w, h, left, right, top, bottom = 720, 440, 70, 200, 40, 60
     pw, ph = w - left - right, h - top - bottom
     xmin, xmax = 0, max(xs)
     sx = lambda n: left + (n - xmin) / (xmax - xmin) * pw
-    sy = lambda t: top + ph - t / ymax * ph
+    sy = lambda t: top + ph - (math.log10(t) - lo) / (hi - lo) * ph
     first = rows[0]
     title = f"Time until every host has the file ({int(first['size_bytes']) >> 20} MiB, {first['rate']} links)"
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
@@ -37,16 +40,16 @@ def main(path, out):
            f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="black"/>',
            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="black"/>',
            f'<text x="{left + pw / 2}" y="{h - 15}" text-anchor="middle">hosts</text>',
-           f'<text x="18" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 {top + ph / 2})">seconds (last host)</text>']
+           f'<text x="18" y="{top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 {top + ph / 2})">seconds until the last host is done (log scale)</text>']
     for n in xs:
         svg.append(f'<line x1="{sx(n)}" y1="{top + ph}" x2="{sx(n)}" y2="{top + ph + 5}" stroke="black"/>')
         svg.append(f'<text x="{sx(n)}" y="{top + ph + 18}" text-anchor="middle">{n}</text>')
-    step = nice_step(ymax)
-    t = 0.0
-    while t <= ymax:
-        svg.append(f'<line x1="{left - 5}" y1="{sy(t)}" x2="{left + pw}" y2="{sy(t)}" stroke="#e0e0e0"/>')
-        svg.append(f'<text x="{left - 8}" y="{sy(t) + 4}" text-anchor="end">{t:g}</text>')
-        t += step
+    for decade in range(math.floor(lo), math.ceil(hi) + 1):
+        for m in (1, 2, 5):
+            t = m * 10 ** decade
+            if ymin <= t <= ymax:
+                svg.append(f'<line x1="{left - 5}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}" stroke="#e0e0e0"/>')
+                svg.append(f'<text x="{left - 8}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
     for i, (key, label, color) in enumerate(SERIES):
         pts = sorted(points[key])
         if not pts:
@@ -61,15 +64,6 @@ def main(path, out):
         svg.append(f'<text x="{left + pw + 45}" y="{ly + 4}">{label}</text>')
     svg.append("</svg>")
     open(out, "w").write("\n".join(svg) + "\n")
-
-
-def nice_step(span):
-    raw = span / 6
-    mag = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 5, 10):
-        if raw <= m * mag:
-            return m * mag
-    return 10 * mag
 
 
 if __name__ == "__main__":

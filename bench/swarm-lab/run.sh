@@ -234,6 +234,10 @@ for n in "${NS[@]}"; do
         cpu=$(cpu_stop)
         after=$(origin_tx)
         summarize "$kind" "$n" "$b" "$cpu" "$((after - before))" "${times[@]}"
+        # Per-host completion times and each host's stderr, for a look at the slowest.
+        { echo "host,seconds"; for i in "${!times[@]}"; do echo "h$((i + 1)),${times[$i]}"; done; } > "$OUT/hosts-$kind-$n.csv"
+        mkdir -p "$OUT/logs-$kind-$n"
+        for i in $(seq 1 "$n"); do cp "$LAB/hosts/h$i/stderr" "$OUT/logs-$kind-$n/h$i.log" 2>/dev/null || true; done
         [ "$kind" = curl ] || log "$kind: the $n fetching processes used $(python3 -c "print(round($(cat "$LAB/proc.ticks") / $(getconf CLK_TCK), 1))") CPU seconds in all (this machine has $(nproc) cores)"
         for p in $(ip netns pids $PREFIX-o); do
             if [ "$(cat /proc/"$p"/comm 2>/dev/null)" = dotnet ]; then kill -9 "$p" 2>/dev/null || true; fi
