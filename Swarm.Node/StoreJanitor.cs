@@ -52,21 +52,25 @@ public sealed class StoreJanitor(NodeRuntime runtime, ILogger<StoreJanitor> logg
         foreach (var swarm in node.Engine.Swarms)
         {
             long up = swarm.BytesUploaded;
-            if (!_uploadedAtLastLook.TryGetValue(swarm.Id, out long before) || up != before) node.Store.Touch(swarm.Id);
+            if (_uploadedAtLastLook.TryGetValue(swarm.Id, out long before) && up != before) node.Store.Touch(swarm.Id); // peers fetched from it
             _uploadedAtLastLook[swarm.Id] = up;
         }
         var inUse = runtime.InUse.ToHashSet();
-        foreach (var swarm in node.Engine.Swarms) if (swarm.IsDownloading) inUse.Add(swarm.Id);
-
-        var entries = node.Store.List().Select(id => (Id: id, Used: node.Store.LastUsed(id), Bytes: node.Store.DiskUsage(id))).ToList();
-        var now = DateTime.UtcNow;
-        // A live ingest's entry, once sealed, is a second name for the same bytes: drop it when its swarm is quiet.
+        // Being filled (a download, or an ingest from the origin) or being fetched from while it is filled: in use.
         foreach (var swarm in node.Engine.Swarms)
+            if (swarm.IsDownloading || swarm.Content is { IsComplete: false } || (swarm.Content is { Manifest.IsLive: true } && swarm.PeerCount > 0)) inUse.Add(swarm.Id);
+
+        var ids = node.Store.List();
+        var copies = LiveCopies(node, ids); // live id -> sealed id, for complete live entries whose sealed entry exists
+        // A sealed live entry is a second name (hard link) for the sealed entry's bytes: it counts nothing.
+        var entries = ids.Select(id => (Id: id, Used: node.Store.LastUsed(id), Bytes: copies.ContainsKey(id) ? 0L : node.Store.DiskUsage(id))).ToList();
+        var now = DateTime.UtcNow;
+        // ... and is dropped once its swarm has been quiet for a while.
+        foreach (var (live, sealedId) in copies)
         {
-            if (swarm.Sealed == null || swarm.PeerCount > 0 || inUse.Contains(swarm.Id)) continue;
-            var entry = entries.FirstOrDefault(e => e.Id == swarm.Id);
-            if (entry.Id != swarm.Id || now - entry.Used < LiveCopyLinger) continue;
-            await EvictAsync(swarm.Id, entry.Bytes, $"the live copy of {swarm.Sealed.Id}, which the node keeps").ConfigureAwait(false);
+            var entry = entries.FirstOrDefault(e => e.Id == live);
+            if (entry.Id != live || inUse.Contains(live) || now - entry.Used < LiveCopyLinger) continue;
+            await EvictAsync(live, 0, $"the live copy of {sealedId}, which the node keeps").ConfigureAwait(false);
             entries.Remove(entry);
         }
         if (config.TaskTtl > TimeSpan.Zero)
@@ -81,14 +85,48 @@ public sealed class StoreJanitor(NodeRuntime runtime, ILogger<StoreJanitor> logg
         long usage = entries.Sum(e => e.Bytes);
         if (usage <= config.Quota * config.HighWatermark) return;
         long target = (long)(config.Quota * config.LowWatermark);
-        foreach (var e in entries.Where(e => !inUse.Contains(e.Id)).OrderBy(e => e.Used))
+        foreach (var e in entries.Where(e => !inUse.Contains(e.Id) && e.Bytes > 0).OrderBy(e => e.Used))
         {
             if (usage <= target) break;
-            await EvictAsync(e.Id, e.Bytes, $"the store holds {usage:N0} bytes, over {config.HighWatermark:P0} of the {config.Quota:N0}-byte quota").ConfigureAwait(false);
+            string why = $"the store holds {usage:N0} bytes, over {config.HighWatermark:P0} of the {config.Quota:N0}-byte quota";
+            // Its live copies go with it (the same bytes under another name), unless peers still fetch them.
+            foreach (var (live, _) in copies.Where(c => c.Value == e.Id && !inUse.Contains(c.Key))) await EvictAsync(live, 0, why).ConfigureAwait(false);
+            await EvictAsync(e.Id, e.Bytes, why).ConfigureAwait(false);
             usage -= e.Bytes;
         }
         if (usage > target)
             logger.LogWarning("the store holds {Usage:N0} bytes, over the quota's low watermark, but everything left is in use", usage);
+    }
+
+    private readonly Dictionary<ContentId, ContentId?> _sealedOf = [];
+
+    /// <summary>Complete live entries whose sealed entry is in the store (cached: an entry's manifest does not change).</summary>
+    private Dictionary<ContentId, ContentId> LiveCopies(LocalNode node, IReadOnlyList<ContentId> ids)
+    {
+        var present = ids.ToHashSet();
+        foreach (var gone in _sealedOf.Keys.Where(k => !present.Contains(k)).ToList()) _sealedOf.Remove(gone);
+        var result = new Dictionary<ContentId, ContentId>();
+        foreach (var id in ids)
+        {
+            if (!_sealedOf.TryGetValue(id, out var sealedId))
+            {
+                try
+                {
+                    var served = node.Engine.Find(id)?.Content;
+                    using var opened = served == null ? node.Store.TryOpen(id) : null;
+                    var entry = served ?? opened;
+                    if (entry == null) continue;
+                    sealedId = entry.Manifest.IsLive && entry.IsComplete ? entry.Manifest.Seal()?.Id : null;
+                    if (!entry.Manifest.IsLive || sealedId != null) _sealedOf[id] = sealedId; // a partial live entry may still complete
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException)
+                {
+                    continue;
+                }
+            }
+            if (sealedId is { } s && present.Contains(s)) result[id] = s;
+        }
+        return result;
     }
 
     private async Task EvictAsync(ContentId id, long bytes, string why)

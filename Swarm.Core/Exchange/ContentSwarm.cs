@@ -146,7 +146,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             {
                 // Two connections to one peer (both dialled, or dialled twice): both ends keep the one whose dialler has
                 // the lower node id, so they agree without talking.
-                if (Initiator(existing) <= Initiator(session)) throw new WireProtocolException("already connected to this peer");
+                if (Initiator(existing) <= Initiator(session)) throw new DuplicateConnectionException("already connected to this peer");
                 replaced = existing;
             }
             else if (_sessions.Count >= Engine.Options.MaxPeersPerContent)
@@ -174,6 +174,12 @@ public sealed class ContentSwarm : IAsyncDisposable
     }
 
     private Hash256 Initiator(PeerSession s) => s.Outbound ? Engine.Key.NodeId : s.Peer.NodeId;
+
+    /// <summary>Whether a session with the peer listening at this address exists (so dialling it again would only make a duplicate).</summary>
+    internal bool IsConnectedTo(System.Net.IPEndPoint listenAddress)
+    {
+        lock (_sync) return _sessions.Any(s => s.Address.Equals(listenAddress));
+    }
 
     /// <summary>Peer exchange: the newcomer learns where our other peers listen, and they learn about it.</summary>
     private static void ExchangePeers(PeerSession session, List<PeerSession> others)

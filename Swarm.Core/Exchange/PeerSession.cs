@@ -108,6 +108,10 @@ public sealed class PeerSession
             await Connection.ReceiveAsync(OnFrameAsync, cancellationToken).ConfigureAwait(false);
             CloseReason ??= "peer closed the connection";
         }
+        catch (DuplicateConnectionException e)
+        {
+            CloseReason ??= e.Message; // two connections to one peer: the agreed one stays, nothing is wrong
+        }
         catch (WireProtocolException e)
         {
             CloseReason ??= "protocol violation: " + e.Message;

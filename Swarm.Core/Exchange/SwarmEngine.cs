@@ -342,9 +342,11 @@ public sealed class SwarmEngine : IAsyncDisposable
                 errors[endPoint] = "banned for sending bad data";
                 return;
             }
-            if (Connections >= Options.MaxConnections)
+            if (Connections >= Options.MaxConnections || swarm.IsConnectedTo(endPoint))
             {
-                await Task.Delay(1000, cancellationToken).ConfigureAwait(false); // at the limit: wait for a slot
+                // At the limit, or the peer already connected to us: a second connection would be dropped as a duplicate
+                // (and could take the working one with it). Look again later.
+                await Task.Delay(1000, cancellationToken).ConfigureAwait(false);
                 continue;
             }
             FrameConnection? connection = null;

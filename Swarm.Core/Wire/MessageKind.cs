@@ -42,9 +42,17 @@ public enum RejectReason
 }
 
 /// <summary>A peer broke the wire protocol: the connection is closed, the node carries on.</summary>
-public sealed class WireProtocolException : Exception
+public class WireProtocolException : Exception
 {
     public WireProtocolException(string message) : base(message) { }
     public WireProtocolException(string message, Exception inner) : base(message, inner) { }
     public WireProtocolException() { }
+}
+
+/// <summary>A second connection to a peer already connected: closed by agreement (lower dialler id wins), not an error.</summary>
+public sealed class DuplicateConnectionException : WireProtocolException
+{
+    public DuplicateConnectionException(string message) : base(message) { }
+    public DuplicateConnectionException(string message, Exception inner) : base(message, inner) { }
+    public DuplicateConnectionException() { }
 }

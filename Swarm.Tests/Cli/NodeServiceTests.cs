@@ -154,11 +154,18 @@ public class NodeServiceTests
         // A third, slow one is in use while the store goes over the quota: the oldest unused content goes, not it.
         origin.ChunkDelay = TimeSpan.FromMilliseconds(60); // about 4 s
         await using var third = SwarmProcess.Start("get", origin.Url("/f2.bin"), "-o", dir.Combine("o2"), "--data-dir", data);
-        await Poll.UntilAsync(async () =>
+        try
         {
-            var content = (await JsonOfAsync("ls", "--json", "--data-dir", data)).GetProperty("content").EnumerateArray().Select(c => c.GetProperty("id").GetString()).ToList();
-            return !content.Contains(ids[0]);
-        }, Timeout, "the least recently used content to be evicted");
+            await Poll.UntilAsync(async () =>
+            {
+                var content = (await JsonOfAsync("ls", "--json", "--data-dir", data)).GetProperty("content").EnumerateArray().Select(c => c.GetProperty("id").GetString()).ToList();
+                return !content.Contains(ids[0]);
+            }, TimeSpan.FromSeconds(45), "the least recently used content to be evicted");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}\nnode: {node.Stderr}\nls: {await JsonOfAsync("ls", "--json", "--data-dir", data)}", e);
+        }
         await third.WaitForExitAsync(Timeout);
         Assert.True(third.ExitCode == 0, third.ToString() + node.Stderr);
         Assert.Equal(files[2], File.ReadAllBytes(dir.Combine("o2")));
