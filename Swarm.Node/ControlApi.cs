@@ -61,6 +61,9 @@ public static class NodeHost
                 if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(config.ControlSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
             catch (IOException) { }
+            // Only now do the control socket and the metrics address accept requests.
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Swarm.Node.NodeHost")
+                .LogInformation("ready: control socket {Socket}; metrics {Metrics}", config.ControlSocket, config.Metrics?.ToString() ?? "off");
         });
         app.Lifetime.ApplicationStopped.Register(() =>
         {

@@ -132,8 +132,8 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             resumed++;
         }
         var stats = _node.Dht!.GetStats();
-        _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed; control socket {Socket}",
-            _node.Key.NodeId.ToHex(), _node.EndPoint, stats.RoutingTableSize, served, resumed, Config.ControlSocket);
+        _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed",
+            _node.Key.NodeId.ToHex(), _node.EndPoint, stats.RoutingTableSize, served, resumed);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -27,7 +27,6 @@ public sealed class FrameConnection : IAsyncDisposable
     private readonly SemaphoreSlim _controlSignal = new(0);
     private readonly ArrayBufferWriter<byte> _controlScratch = new(256);
     private ArrayBufferWriter<byte> _control = new(4096);
-    private ArrayBufferWriter<byte> _controlSpare = new(4096);
     private bool _controlPending;
     private int _disposed;
 
@@ -131,30 +130,36 @@ public sealed class FrameConnection : IAsyncDisposable
             while (true)
             {
                 await _controlSignal.WaitAsync(_closed.Token).ConfigureAwait(false);
-                ArrayBufferWriter<byte> batch;
-                lock (_controlLock)
-                {
-                    batch = _control;
-                    _control = _controlSpare;
-                    _controlSpare = batch;
-                    _controlPending = false;
-                }
                 await _sendLock.WaitAsync(_closed.Token).ConfigureAwait(false);
                 try
                 {
-                    _output.Writer.Write(batch.WrittenSpan);
-                    await FlushAsync(_closed.Token).ConfigureAwait(false);
+                    if (WritePendingControl()) await FlushAsync(_closed.Token).ConfigureAwait(false);
                 }
                 finally
                 {
                     _sendLock.Release();
                 }
-                batch.ResetWrittenCount();
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
         {
             Close();
+        }
+    }
+
+    /// <summary>
+    /// Under the send lock: moves posted control frames into the output first, so a frame sent now never overtakes a
+    /// message posted before it (an Unchoke must reach the peer before the Block it allows). True when it wrote any.
+    /// </summary>
+    private bool WritePendingControl()
+    {
+        lock (_controlLock)
+        {
+            _controlPending = false;
+            if (_control.WrittenCount == 0) return false;
+            _output.Writer.Write(_control.WrittenSpan);
+            _control.ResetWrittenCount();
+            return true;
         }
     }
 
@@ -164,6 +169,7 @@ public sealed class FrameConnection : IAsyncDisposable
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            WritePendingControl();
             FrameCodec.WriteMessage(_output.Writer, _scratch, message);
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -179,6 +185,7 @@ public sealed class FrameConnection : IAsyncDisposable
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            WritePendingControl();
             if (kind == MessageKind.KeepAlive)
             {
                 var span = _output.Writer.GetSpan(4);
@@ -208,6 +215,7 @@ public sealed class FrameConnection : IAsyncDisposable
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            WritePendingControl();
             FrameCodec.WriteBlock(_output.Writer, _scratch, header, length, state, fill);
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -23,7 +23,7 @@ public class NodeServiceTests
     private static async Task<SwarmProcess> StartNodeAsync(string dataDir, int metricsPort, params string[] extra)
     {
         var node = SwarmProcess.Start(["node", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--metrics", $"127.0.0.1:{metricsPort}", .. extra]);
-        await Poll.UntilAsync(() => node.Stderr.Contains("control socket", StringComparison.Ordinal) || node.HasExited, Timeout, "the node to start");
+        await Poll.UntilAsync(() => node.Stderr.Contains("ready: control socket", StringComparison.Ordinal) || node.HasExited, Timeout, "the node to start");
         Assert.False(node.HasExited, node.ToString());
         return node;
     }
@@ -208,7 +208,7 @@ public class NodeServiceTests
         int metrics = FreePort.Get(), port = FreePort.Get();
         string data = dir.Combine("seed");
         await using var node = SwarmProcess.Start("node", "--data-dir", data, "--listen", $"127.0.0.1:{port}", "--metrics", $"127.0.0.1:{metrics}", "--upload-rate", "10MiB/s");
-        await Poll.UntilAsync(() => node.Stderr.Contains("control socket", StringComparison.Ordinal) || node.HasExited, Timeout, "the node to start");
+        await Poll.UntilAsync(() => node.Stderr.Contains("ready: control socket", StringComparison.Ordinal) || node.HasExited, Timeout, "the node to start");
         await using var seed = await SwarmProcess.RunAsync(Timeout, "seed", dir.Combine("big.bin"), "--data-dir", data);
         Assert.True(seed.ExitCode == 0, seed.ToString());
         string id = seed.Stdout.Trim();
