@@ -126,7 +126,8 @@ public class OriginCommandTests
         int firstPort = FreePort.Get();
         await using var first = SwarmProcess.Start("get", origin.Url("/a.bin"), "-o", dir.Combine("1.bin"), "--data-dir", dir.Combine("g1"),
             "--bootstrap", $"127.0.0.1:{nodePort}", "--listen", $"127.0.0.1:{firstPort}", "--linger", "60s");
-        await Poll.UntilAsync(() => File.Exists(dir.Combine("1.bin")) || first.HasExited, ProcessTimeout, "the first get's output");
+        // The summary line is printed just after the file appears: wait for it, not only for the file.
+        await Poll.UntilAsync(() => first.Stderr.Contains("bytes from the origin", StringComparison.Ordinal) || first.HasExited, ProcessTimeout, "the first get's summary");
         Assert.False(first.HasExited, first.ToString());
         Assert.Equal(content, File.ReadAllBytes(dir.Combine("1.bin")));
         Assert.Matches(@"\d+ bytes from the origin", first.Stderr);
