@@ -52,17 +52,10 @@ internal static class CommonOptions
         AllowMultipleArgumentsPerToken = false,
     };
 
-    public static IReadOnlyList<KeyValuePair<string, string>> ParseHeaders(string[]? headers) =>
-        [.. (headers ?? []).Select(h =>
-        {
-            int colon = h.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0) throw new UsageException($"-H '{h}' is not a header: write 'Name: value'");
-            return new KeyValuePair<string, string>(h[..colon].Trim(), h[(colon + 1)..].Trim());
-        })];
+    public static IReadOnlyList<KeyValuePair<string, string>> ParseHeaders(string[]? headers) => OriginRequest.ParseHeaders(headers);
 
     /// <summary>An http(s) URL, or null when the text is something else (a file, a swarm:// id).</summary>
-    public static Uri? AsUrl(string text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps) ? u : null;
+    public static Uri? AsUrl(string text) => OriginRequest.AsUrl(text);
 
     public static IPEndPoint ParseEndPoint(string text, System.CommandLine.Parsing.ArgumentResult result)
     {

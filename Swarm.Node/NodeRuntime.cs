@@ -177,7 +177,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     {
         if (request.Kind is not ("get" or "seed")) throw new ArgumentException($"unknown task kind '{request.Kind}': get or seed");
         if (request.Output != null && !Path.IsPathFullyQualified(request.Output)) throw new ArgumentException($"output '{request.Output}' must be an absolute path");
-        bool url = AsUrl(request.Source) != null;
+        bool url = OriginRequest.AsUrl(request.Source) != null;
         if (request.Kind == "get" && !url && !ContentId.TryParse(request.Source, out _))
             throw new ArgumentException($"'{request.Source}' is not a content id or URL: expected swarm:// followed by 64 hex digits or an http(s) URL");
         if (request.Kind == "seed" && !url && !File.Exists(request.Source)) throw new ArgumentException($"file not found on the node's host: {request.Source}");
@@ -208,8 +208,8 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         {
             var node = Node;
             StoredContent content;
-            var url = AsUrl(request.Source);
-            var headers = ParseHeaders(request.Headers);
+            var url = OriginRequest.AsUrl(request.Source);
+            var headers = OriginRequest.ParseHeaders(request.Headers);
             if (request.Kind == "seed")
             {
                 if (url != null)
@@ -301,17 +301,6 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         task.FromPeers = p.BytesFromPeers;
         task.Peers = p.Peers;
     });
-
-    private static Uri? AsUrl(string text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps) ? u : null;
-
-    private static List<KeyValuePair<string, string>> ParseHeaders(string[] headers) =>
-        [.. headers.Select(h =>
-        {
-            int colon = h.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0) throw new ArgumentException($"header '{h}' is not 'Name: value'");
-            return new KeyValuePair<string, string>(h[..colon].Trim(), h[(colon + 1)..].Trim());
-        })];
 
     // ---- the task list survives restarts: unfinished tasks resume ----
 
