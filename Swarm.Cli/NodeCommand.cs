@@ -44,6 +44,11 @@ internal static class NodeCommand
                     Console.Error.WriteLine($"swarm: node: the default metrics address {config.Metrics} is taken (another node on this host?); running without metrics. Give --metrics IP:PORT to choose one.");
                     config = config with { Metrics = null };
                 }
+                if (config.Mirror != null && config.MirrorIsDefault && !PortFree(config.Mirror))
+                {
+                    Console.Error.WriteLine($"swarm: node: the default registry mirror address {config.Mirror} is taken (another node on this host?); running without the mirror. Give --mirror IP:PORT to choose one.");
+                    config = config with { Mirror = null };
+                }
                 var app = NodeHost.Build(config);
                 try
                 {

@@ -52,6 +52,7 @@ public static class NodeHost
         {
             k.ListenUnixSocket(config.ControlSocket);
             if (config.Metrics != null) k.Listen(config.Metrics);
+            if (config.Mirror != null) k.Listen(config.Mirror);
         });
         var app = builder.Build();
         app.Lifetime.ApplicationStarted.Register(() =>
@@ -63,7 +64,8 @@ public static class NodeHost
             catch (IOException) { }
             // Only now do the control socket and the metrics address accept requests.
             app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Swarm.Node.NodeHost")
-                .LogInformation("ready: control socket {Socket}; metrics {Metrics}", config.ControlSocket, config.Metrics?.ToString() ?? "off");
+                .LogInformation("ready: control socket {Socket}; metrics {Metrics}; registry mirror {Mirror}", config.ControlSocket,
+                    config.Metrics?.ToString() ?? "off", config.Mirror?.ToString() ?? "off");
         });
         app.Lifetime.ApplicationStopped.Register(() =>
         {
@@ -92,10 +94,20 @@ public static class NodeHost
 
     private static void Map(WebApplication app)
     {
-        // Only /metrics and /healthz are served on the TCP (metrics) address; everything else only on the Unix socket.
+        // The mirror address serves the registry API only; the metrics address only /metrics and /healthz; everything else
+        // only on the Unix socket.
+        var mirror = app.Services.GetRequiredService<NodeConfig>().Mirror;
         app.Use(async (context, next) =>
         {
             bool tcp = context.Connection.LocalIpAddress != null;
+            if (tcp && mirror != null && context.Connection.LocalPort == mirror.Port
+                && (mirror.Address.Equals(System.Net.IPAddress.Any) || mirror.Address.Equals(System.Net.IPAddress.IPv6Any) || mirror.Address.Equals(context.Connection.LocalIpAddress)))
+            {
+                var runtime = context.RequestServices.GetRequiredService<NodeRuntime>();
+                if (runtime.Mirror is { } m) await m.HandleAsync(context).ConfigureAwait(false);
+                else context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return;
+            }
             if (tcp && context.Request.Path != "/metrics" && context.Request.Path != "/healthz")
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;

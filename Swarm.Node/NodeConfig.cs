@@ -29,6 +29,9 @@ public sealed record NodeConfig
         ("listen", "SWARM_LISTEN", "0.0.0.0:7400", "address for peers, TCP and UDP (DHT)"),
         ("bootstrap", "SWARM_BOOTSTRAP", "", "DHT nodes to join through, IP:PORT, comma-separated"),
         ("metrics", "SWARM_METRICS", "127.0.0.1:7402", "address of /metrics and /healthz, or 'off'"),
+        ("mirror", "SWARM_MIRROR", "127.0.0.1:7401", "address of the OCI registry mirror for containerd, or 'off'"),
+        ("upstream", "SWARM_UPSTREAM", "docker.io", "registry the mirror pulls from when a request names none (containerd sends ?ns=)"),
+        ("registry-config", "SWARM_REGISTRY_CONFIG", "", "JSON file of registry credentials (default registries.json in the data directory)"),
         ("upload-rate", "SWARM_UPLOAD_RATE", "0", "upload limit (e.g. 100mbit, 10MiB/s; 0 = none)"),
         ("download-rate", "SWARM_DOWNLOAD_RATE", "0", "download limit (0 = none)"),
         ("quota", "SWARM_QUOTA", "0", "disk space for content (e.g. 50GiB; 0 = no limit)"),
@@ -45,6 +48,11 @@ public sealed record NodeConfig
     public IPEndPoint? Metrics { get; init; }
     /// <summary>The metrics address was not configured: when it is taken (another node on this host), run without.</summary>
     public bool MetricsIsDefault { get; init; }
+    public IPEndPoint? Mirror { get; init; }
+    /// <summary>The mirror address was not configured: when it is taken (another node on this host), run without.</summary>
+    public bool MirrorIsDefault { get; init; }
+    public string Upstream { get; init; } = "docker.io";
+    public string RegistryConfig { get; init; } = "";
     public long UploadRate { get; init; }
     public long DownloadRate { get; init; }
     public long Quota { get; init; }
@@ -101,6 +109,11 @@ public sealed record NodeConfig
             Bootstrap = Parse("bootstrap", v => (IReadOnlyList<IPEndPoint>)[.. v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(EndPoints.Parse)]),
             Metrics = Parse("metrics", v => v.Equals("off", StringComparison.OrdinalIgnoreCase) ? null : EndPoints.Parse(v)),
             MetricsIsDefault = Get("metrics").Source.StartsWith("default", StringComparison.Ordinal),
+            Mirror = Parse("mirror", v => v.Equals("off", StringComparison.OrdinalIgnoreCase) ? null : EndPoints.Parse(v)),
+            MirrorIsDefault = Get("mirror").Source.StartsWith("default", StringComparison.Ordinal),
+            Upstream = Parse("upstream", v => v.Length > 0 && !v.Contains('/', StringComparison.Ordinal) && !v.Contains(' ', StringComparison.Ordinal)
+                ? v : throw new FormatException("write a registry host, e.g. docker.io or registry.example.com:5000")),
+            RegistryConfig = Parse("registry-config", v => v.Length == 0 ? Path.Combine(dataDirectory, "registries.json") : Path.GetFullPath(v)),
             UploadRate = Parse("upload-rate", v => v == "0" ? 0 : ByteRate.Parse(v)),
             DownloadRate = Parse("download-rate", v => v == "0" ? 0 : ByteRate.Parse(v)),
             Quota = Parse("quota", v => v == "0" ? 0 : ByteSize.Parse(v)),
@@ -118,6 +131,8 @@ public sealed record NodeConfig
                 _ => throw new FormatException("write debug, information, warning or error"),
             }),
         };
+        if (config.Mirror != null && config.Metrics != null && config.Mirror.Equals(config.Metrics))
+            throw new ConfigException($"mirror and metrics are both {config.Mirror}; give them different addresses");
         if (config.LowWatermark >= config.HighWatermark)
             throw new ConfigException($"low-watermark ({config.LowWatermark}) must be below high-watermark ({config.HighWatermark})");
         return config;

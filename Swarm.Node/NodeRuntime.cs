@@ -99,6 +99,13 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     /// <summary>Content ids that tasks are using now: never evicted.</summary>
     public IReadOnlySet<ContentId> InUse => _tasks.Values.Where(t => t.State == "running" && t.Content != null).Select(t => t.Content!.Value).ToHashSet();
     public event Action<ContentId>? ContentUsed;
+    /// <summary>The OCI registry mirror (null when it is off).</summary>
+    public Mirror.RegistryMirror? Mirror { get; private set; }
+    private Mirror.OciContent? _oci;
+    private Mirror.Registries? _registries;
+
+    /// <summary>Counts bytes read from an origin outside a task (the registry mirror's ingests).</summary>
+    public void AddOriginBytes(long bytes) => Interlocked.Add(ref _fromOrigin, bytes);
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -125,6 +132,9 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             await _node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
             served++;
         }
+        _registries = Swarm.Node.Mirror.Registries.Load(Config.RegistryConfig);
+        _oci = new Mirror.OciContent(_node, Path.Combine(Config.DataDirectory, "mirror"), _logger, AddOriginBytes);
+        if (Config.Mirror != null) Mirror = new Mirror.RegistryMirror(_node, _oci, _registries, Config.Upstream, _logger);
         int resumed = 0;
         foreach (var (id, request) in LoadTasks())
         {
@@ -148,6 +158,8 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException) { }
+        _oci?.Dispose();
+        _registries?.Dispose();
         if (Interlocked.Exchange(ref _node, null) is { } node) await node.DisposeAsync().ConfigureAwait(false);
     }
 

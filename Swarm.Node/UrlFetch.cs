@@ -33,6 +33,8 @@ public sealed record UrlFetchRequest(Uri Url, Hash256 TaskKey)
     public TimeSpan WaitForOthers { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>Peers given by hand (--peer), tried besides the DHT.</summary>
     public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
+    /// <summary>Told the id of each content the fetch downloads or ingests into, as soon as it is known (for serving it as it streams in).</summary>
+    public Action<ContentId>? OnContent { get; init; }
 }
 
 /// <summary>How a URL was fetched.</summary>
@@ -131,6 +133,7 @@ public static class UrlFetch
     /// </summary>
     private static async Task<StoredContent> FromSwarmAsync(LocalNode node, UrlFetchRequest request, TaskPointer pointer, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
+        request.OnContent?.Invoke(pointer.Id);
         if (!pointer.Live)
             return await node.Engine.DownloadAsync(pointer.Id, request.Peers, progress, cancellationToken, node.Discovery).ConfigureAwait(false);
         using var watch = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -180,6 +183,7 @@ public static class UrlFetch
                 async id =>
                 {
                     live = id;
+                    request.OnContent?.Invoke(id);
                     await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, cancellationToken, live: true).ConfigureAwait(false);
                 }, cancellationToken).ConfigureAwait(false);
         }

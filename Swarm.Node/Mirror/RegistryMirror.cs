@@ -1,0 +1,375 @@
+using System.Buffers;
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Swarm.Core.Sources;
+using Swarm.Core.Storage;
+
+namespace Swarm.Node.Mirror;
+
+/// <summary>
+/// The pull side of the OCI distribution API for containerd, skopeo and docker on this host: <c>/v2/</c>, manifests by
+/// tag (resolved at the upstream every time; this node's own last resolution only when the upstream is unreachable) and
+/// by digest, blobs by digest (through the swarm, served as they stream in), HEAD, single byte ranges, and containerd's
+/// <c>?ns=REGISTRY</c>. Anything neither the swarm nor the upstream can serve gets a quick 404 so the client moves on to
+/// its next host.
+/// </summary>
+public sealed class RegistryMirror
+{
+    private readonly OciContent _content;
+    private readonly Registries _registries;
+    private readonly string _defaultUpstream;
+    private readonly ILogger _logger;
+    private readonly LocalNode _node;
+    private readonly ConcurrentCache _allowed = new();
+
+    public RegistryMirror(LocalNode node, OciContent content, Registries registries, string defaultUpstream, ILogger logger)
+    {
+        _node = node;
+        _content = content;
+        _registries = registries;
+        _defaultUpstream = defaultUpstream;
+        _logger = logger;
+    }
+
+    /// <summary>How long to wait for the first bytes of a blob (from the swarm or the upstream) before answering 404.</summary>
+    public TimeSpan FirstByteTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>A stream that makes no progress for this long is cut (the client retries or moves on).</summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var response = context.Response;
+        response.Headers["Docker-Distribution-API-Version"] = "registry/2.0";
+        var request = context.Request;
+        bool head = HttpMethods.IsHead(request.Method);
+        if (!head && !HttpMethods.IsGet(request.Method))
+        {
+            await ErrorAsync(context, 405, "UNSUPPORTED", $"this mirror serves pulls only (GET and HEAD), not {request.Method}").ConfigureAwait(false);
+            return;
+        }
+        string path = request.Path.Value ?? "";
+        if (path is "/v2" or "/v2/")
+        {
+            response.ContentType = "application/json";
+            if (!head) await response.WriteAsync("{}").ConfigureAwait(false);
+            return;
+        }
+        if (!path.StartsWith("/v2/", StringComparison.Ordinal))
+        {
+            await ErrorAsync(context, 404, "UNSUPPORTED", "not an OCI distribution path (/v2/...)").ConfigureAwait(false);
+            return;
+        }
+        string rest = path[4..];
+        int m = rest.LastIndexOf("/manifests/", StringComparison.Ordinal);
+        int b = rest.LastIndexOf("/blobs/", StringComparison.Ordinal);
+        bool isManifest = m > b;
+        int cut = Math.Max(m, b);
+        if (cut <= 0)
+        {
+            await ErrorAsync(context, 404, "UNSUPPORTED", "this mirror serves /v2/<name>/manifests/<reference> and /v2/<name>/blobs/<digest> only").ConfigureAwait(false);
+            return;
+        }
+        string name = rest[..cut];
+        string reference = rest[(cut + (isManifest ? "/manifests/".Length : "/blobs/".Length))..];
+        if (!Oci.IsValidName(name))
+        {
+            await ErrorAsync(context, 400, "NAME_INVALID", $"'{name}' is not a valid repository name").ConfigureAwait(false);
+            return;
+        }
+        bool byDigest = reference.Contains(':', StringComparison.Ordinal);
+        if (byDigest && !Oci.IsSha256Digest(reference))
+        {
+            bool wellFormed = Oci.LooksLikeDigest(reference);
+            await ErrorAsync(context, 400, "DIGEST_INVALID", wellFormed
+                ? $"'{reference}': only sha256 digests are supported"
+                : $"'{reference}' is not a digest (sha256: and 64 lowercase hex digits)").ConfigureAwait(false);
+            return;
+        }
+        if (!isManifest && !byDigest)
+        {
+            await ErrorAsync(context, 400, "DIGEST_INVALID", $"'{reference}' is not a digest: blobs are fetched by digest").ConfigureAwait(false);
+            return;
+        }
+        if (isManifest && !byDigest && !Oci.IsValidTag(reference))
+        {
+            await ErrorAsync(context, 400, "TAG_INVALID", $"'{reference}' is not a valid tag").ConfigureAwait(false);
+            return;
+        }
+        string? ns = request.Query["ns"];
+        string registry = string.IsNullOrWhiteSpace(ns) ? _defaultUpstream : ns!;
+        if (registry.Contains('/', StringComparison.Ordinal) || registry.Any(char.IsWhiteSpace))
+        {
+            await ErrorAsync(context, 400, "UNSUPPORTED", $"ns='{registry}' is not a registry host").ConfigureAwait(false);
+            return;
+        }
+        var upstream = _registries.Client(registry);
+        try
+        {
+            if (isManifest && !byDigest) await TagAsync(context, upstream, name, reference, head).ConfigureAwait(false);
+            else await ByDigestAsync(context, upstream, name, reference, isManifest, head).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // the client went away
+        }
+    }
+
+    /// <summary>A manifest by tag: always resolved at the upstream; this node's own last resolution when it cannot be reached.</summary>
+    private async Task TagAsync(HttpContext context, RegistryClient upstream, string name, string tag, bool head)
+    {
+        RegistryManifest manifest;
+        try
+        {
+            manifest = await upstream.GetManifestAsync(name, tag, context.RequestAborted).ConfigureAwait(false);
+            _content.SaveTag(upstream.Registry, name, tag, manifest);
+            _ = PublishInBackground(manifest);
+        }
+        catch (RegistryException e) when (e.Failure == RegistryFailure.Unavailable)
+        {
+            var last = _content.LastResolution(upstream.Registry, name, tag);
+            if (last == null)
+            {
+                await ErrorAsync(context, 404, "MANIFEST_UNKNOWN", $"{e.Message}; this node has not resolved {name}:{tag} before").ConfigureAwait(false);
+                return;
+            }
+            _logger.LogInformation("mirror: {Registry} unreachable; {Name}:{Tag} is {Digest} as this node last resolved it", upstream.Registry, name, tag, last.Digest);
+            manifest = last;
+        }
+        catch (RegistryException e)
+        {
+            await ErrorAsync(context, 404, e.Failure == RegistryFailure.Denied ? "DENIED" : "MANIFEST_UNKNOWN", e.Message).ConfigureAwait(false);
+            return;
+        }
+        await WriteManifestAsync(context, manifest, head).ConfigureAwait(false);
+    }
+
+    private async Task PublishInBackground(RegistryManifest manifest)
+    {
+        try
+        {
+            await _content.PublishManifestAsync(manifest, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _logger.LogWarning("mirror: could not put manifest {Digest} into the swarm: {Error}", manifest.Digest, e.Message);
+        }
+    }
+
+    private static async Task WriteManifestAsync(HttpContext context, RegistryManifest manifest, bool head)
+    {
+        var response = context.Response;
+        response.ContentType = manifest.MediaType;
+        response.Headers["Docker-Content-Digest"] = manifest.Digest;
+        response.Headers.ETag = $"\"{manifest.Digest}\"";
+        response.ContentLength = manifest.Body.Length;
+        if (!head) await response.Body.WriteAsync(manifest.Body, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// For a registry with credentials: the upstream must confirm (HEAD with this node's credentials) that this node may
+    /// read the digest before the swarm serves it. Anonymous registries need no confirmation. Confirmations are cached a minute.
+    /// </summary>
+    private async Task<string?> RefusalAsync(RegistryClient upstream, string name, string digest, bool manifest, CancellationToken cancellationToken)
+    {
+        if (!upstream.HasCredentials) return null;
+        string key = $"{upstream.Registry}/{name}@{digest}";
+        if (_allowed.Fresh(key)) return null;
+        try
+        {
+            if (manifest) await upstream.HeadManifestAsync(name, digest, cancellationToken).ConfigureAwait(false);
+            else await upstream.HeadBlobAsync(name, digest, cancellationToken).ConfigureAwait(false);
+            _allowed.Add(key);
+            return null;
+        }
+        catch (RegistryException e)
+        {
+            return $"{upstream.Registry} has credentials configured and did not confirm that this node may read {name}@{digest} ({e.Message}); not serving it from the swarm";
+        }
+    }
+
+    private async Task ByDigestAsync(HttpContext context, RegistryClient upstream, string name, string digest, bool manifest, bool head)
+    {
+        var ct = context.RequestAborted;
+        string unknown = manifest ? "MANIFEST_UNKNOWN" : "BLOB_UNKNOWN";
+        if (await RefusalAsync(upstream, name, digest, manifest, ct).ConfigureAwait(false) is { } refusal)
+        {
+            await ErrorAsync(context, 404, unknown, refusal).ConfigureAwait(false);
+            return;
+        }
+        var local = _content.Local(digest);
+        if (manifest)
+        {
+            StoredContent content;
+            try
+            {
+                content = local ?? await _content.Fetch(digest, upstream, name, manifest: true).Completion.WaitAsync(FirstByteTimeout, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                await ErrorAsync(context, 404, unknown, $"neither the swarm nor {upstream.Registry} could serve {name}@{digest}: {e.Message}").ConfigureAwait(false);
+                return;
+            }
+            byte[] body = OciContent.ReadAll(content);
+            await WriteManifestAsync(context, new RegistryManifest(digest, Oci.DetectManifestType(body), body), head).ConfigureAwait(false);
+            return;
+        }
+        var fetch = local == null ? _content.Fetch(digest, upstream, name, manifest: false) : null;
+        StoredContent? Current() => local ?? fetch!.Current(_node.Engine);
+        // The length: from the local copy, else from the content the fetch goes into as soon as it is known.
+        long length;
+        var firstDeadline = DateTime.UtcNow + FirstByteTimeout;
+        while (true)
+        {
+            if (Current() is { } c)
+            {
+                length = c.Layout.Length;
+                break;
+            }
+            if (fetch!.Completion.IsFaulted || DateTime.UtcNow > firstDeadline)
+            {
+                string why = fetch.Completion.Exception?.InnerException?.Message ?? $"nothing arrived within {FirstByteTimeout.TotalSeconds:0} s";
+                await ErrorAsync(context, 404, unknown, $"neither the swarm nor {upstream.Registry} could serve {name}@{digest}: {why}").ConfigureAwait(false);
+                return;
+            }
+            await fetch.WaitAsync(TimeSpan.FromMilliseconds(250), ct).ConfigureAwait(false);
+        }
+        var response = context.Response;
+        response.Headers["Docker-Content-Digest"] = digest;
+        response.Headers.ETag = $"\"{digest}\"";
+        response.Headers.AcceptRanges = "bytes";
+        response.ContentType = "application/octet-stream";
+        long start = 0, end = length - 1;
+        if (context.Request.Headers.Range.ToString() is { Length: > 0 } rangeHeader && TryParseRange(rangeHeader, length, out long rs, out long re, out bool satisfiable))
+        {
+            if (!satisfiable)
+            {
+                response.Headers.ContentRange = $"bytes */{length}";
+                await ErrorAsync(context, 416, "BLOB_UNKNOWN", $"range {rangeHeader} is outside the blob's {length} bytes").ConfigureAwait(false);
+                return;
+            }
+            (start, end) = (rs, re);
+            response.StatusCode = 206;
+            response.Headers.ContentRange = $"bytes {start}-{end}/{length}";
+        }
+        response.ContentLength = end - start + 1;
+        if (head || length == 0) return;
+        try
+        {
+            await StreamAsync(context, fetch, Current, start, end + 1, length).ConfigureAwait(false);
+        }
+        catch (Exception failure) when (failure is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            var e = failure;
+            _logger.LogWarning("mirror: serving {Digest} stopped after headers were sent: {Error}", digest, e.Message);
+            context.Abort(); // the client sees a cut body, never bytes that failed verification
+        }
+    }
+
+    /// <summary>
+    /// Streams [<paramref name="from"/>, <paramref name="to"/>) of a blob as its pieces are verified. The last bytes of the
+    /// blob are held back until the whole blob has matched its digest, so a client never receives a complete wrong blob.
+    /// </summary>
+    private async Task StreamAsync(HttpContext context, BlobFetch? fetch, Func<StoredContent?> current, long from, long to, long length)
+    {
+        var ct = context.RequestAborted;
+        const int Tail = 64 * 1024;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
+        try
+        {
+            long pos = from;
+            var lastProgress = DateTime.UtcNow;
+            while (pos < to)
+            {
+                var content = current();
+                bool verifiedWhole = fetch == null || fetch.Completion.IsCompletedSuccessfully;
+                long limit = verifiedWhole || to < length - Tail ? to : Math.Max(from, length - Tail);
+                if (content != null && pos < limit)
+                {
+                    if (content.Layout.Length != length) throw new InvalidDataException($"the swarm's content for the blob is {content.Layout.Length} bytes, not {length}");
+                    int piece = (int)(pos / content.Layout.PieceSize);
+                    if (content.IsComplete || content.Verified[piece])
+                    {
+                        long pieceEnd = content.Layout.PieceOffset(piece) + content.Layout.PieceLength(piece);
+                        int n = (int)Math.Min(Math.Min(buffer.Length, pieceEnd - pos), limit - pos);
+                        try
+                        {
+                            content.Read(pos, buffer.AsSpan(0, n));
+                        }
+                        catch (ObjectDisposedException)
+                        {
+                            continue; // a live entry was just sealed: the next round reads the sealed one
+                        }
+                        await context.Response.Body.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                        pos += n;
+                        lastProgress = DateTime.UtcNow;
+                        continue;
+                    }
+                }
+                if (fetch == null) throw new InvalidDataException("the local copy is incomplete");
+                if (fetch.Completion.IsFaulted) throw fetch.Completion.Exception!.InnerException!;
+                if (DateTime.UtcNow - lastProgress > StallTimeout) throw new TimeoutException($"no new bytes for {StallTimeout.TotalSeconds:0} s");
+                await fetch.WaitAsync(TimeSpan.FromMilliseconds(250), ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Parses a single <c>bytes=</c> range (first-last, first-, -suffix). False: no usable single range (serve the whole
+    /// blob, as RFC 9110 allows). <paramref name="satisfiable"/> false: well-formed but outside the blob (416).
+    /// </summary>
+    public static bool TryParseRange(string header, long length, out long start, out long end, out bool satisfiable)
+    {
+        start = end = 0;
+        satisfiable = true;
+        if (!header.StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) return false;
+        string spec = header[6..].Trim();
+        if (spec.Contains(',', StringComparison.Ordinal)) return false;
+        int dash = spec.IndexOf('-', StringComparison.Ordinal);
+        if (dash < 0) return false;
+        string a = spec[..dash].Trim(), b = spec[(dash + 1)..].Trim();
+        const System.Globalization.NumberStyles Digits = System.Globalization.NumberStyles.None;
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        if (a.Length == 0)
+        {
+            if (!long.TryParse(b, Digits, inv, out long suffix)) return false;
+            if (suffix == 0 || length == 0) { satisfiable = false; return true; }
+            start = Math.Max(0, length - suffix);
+            end = length - 1;
+            return true;
+        }
+        if (!long.TryParse(a, Digits, inv, out start)) return false;
+        if (b.Length == 0) end = length - 1;
+        else if (!long.TryParse(b, Digits, inv, out end) || end < start) return false;
+        if (start >= length) { satisfiable = false; return true; }
+        end = Math.Min(end, length - 1);
+        return true;
+    }
+
+    private static async Task ErrorAsync(HttpContext context, int status, string code, string message)
+    {
+        var response = context.Response;
+        if (response.HasStarted) return;
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        if (HttpMethods.IsHead(context.Request.Method)) return;
+        await response.WriteAsync(JsonSerializer.Serialize(new { errors = new[] { new { code, message } } })).ConfigureAwait(false);
+    }
+
+    /// <summary>Keys remembered for a minute.</summary>
+    private sealed class ConcurrentCache
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> _until = new();
+        public bool Fresh(string key) => _until.TryGetValue(key, out var until) && until > DateTime.UtcNow;
+        public void Add(string key)
+        {
+            _until[key] = DateTime.UtcNow.AddMinutes(1);
+            if (_until.Count > 10_000) foreach (var old in _until.Where(p => p.Value < DateTime.UtcNow).Select(p => p.Key).ToList()) _until.TryRemove(old, out _);
+        }
+    }
+}
