@@ -12,6 +12,10 @@ internal static class Errors
             UsageException or FormatException => (ExitCodes.Usage, e.Message),
             PeerUnavailableException => (ExitCodes.Unavailable, e.Message),
             Swarm.Core.Sources.OriginException => (ExitCodes.Unavailable, e.Message),
+            Swarm.Core.Sources.RegistryException r => (ExitCodes.Unavailable, r.Failure == Swarm.Core.Sources.RegistryFailure.Denied
+                ? r.Message + " (credentials go in registries.json in the data directory, or the file --registry-config names)" : r.Message),
+            Swarm.Node.ConfigException => (ExitCodes.Usage, e.Message),
+            ArgumentException => (ExitCodes.Usage, e.Message),
             Swarm.Node.DigestMismatchException => (ExitCodes.VerificationFailed, e.Message),
             FileNotFoundException or DirectoryNotFoundException => (ExitCodes.LocalError, e.Message),
             UnauthorizedAccessException => (ExitCodes.LocalError, e.Message + " (check permissions, or choose another --data-dir)"),

@@ -11,5 +11,6 @@ var root = new RootCommand("Swarm: peer-to-peer distribution of files and contai
     ControlCommands.List(),
     ControlCommands.Remove(),
     ControlCommands.Limit(),
+    ContainerdConfigCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

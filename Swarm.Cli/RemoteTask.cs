@@ -44,8 +44,8 @@ internal static class RemoteTask
                     double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
                     if (request.Kind == "seed")
                     {
-                        Console.Out.WriteLine(now.ContentId);
-                        Console.Error.WriteLine($"swarm: the node serves {now.ContentId} ({Units.Bytes(now.Total)})");
+                        Console.Out.WriteLine(now.Result ?? now.ContentId);
+                        Console.Error.WriteLine($"swarm: the node serves {now.Result ?? now.ContentId} ({Units.Bytes(now.Total)})");
                     }
                     else
                     {

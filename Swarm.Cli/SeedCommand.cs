@@ -9,7 +9,9 @@ internal static class SeedCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("SOURCE") { Description = "What to ingest and serve: a local file, or an http(s) URL (fetched from its origin once)." };
+        var file = new Argument<string>("SOURCE") { Description = "What to ingest and serve: a local file, an http(s) URL (fetched from its origin once), or an image, oci://REGISTRY/REPO:TAG or oci://REGISTRY/REPO@sha256:… (every blob of it)." };
+        var platform = new Option<string?>("--platform") { Description = "For oci://: only this platform of a multi-platform image, os/arch[/variant] (default: all platforms)." };
+        var registryConfig = new Option<string?>("--registry-config") { Description = "For oci://: JSON file of registry credentials (default registries.json in the data directory)." };
         var tag = CommonOptions.Tag();
         var filters = CommonOptions.Filters();
         var headers = CommonOptions.Headers();
@@ -20,7 +22,7 @@ internal static class SeedCommand
         var verbose = CommonOptions.Verbose();
         var command = new Command("seed", "Ingest a file or a URL (hash and sign its pieces; for a URL also publish a pointer from the URL to the content in the DHT), print its swarm:// id on stdout, announce it in the DHT, then serve it until stopped (Ctrl-C or SIGTERM).")
         {
-            file, dataDir, listen, bootstrap, uploadRate, tag, filters, headers, verbose,
+            file, dataDir, listen, bootstrap, uploadRate, tag, filters, headers, platform, registryConfig, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -29,6 +31,8 @@ internal static class SeedCommand
             try
             {
                 string what = parse.GetValue(file)!;
+                if (what.StartsWith("oci://", StringComparison.OrdinalIgnoreCase))
+                    return await SeedImageAsync(parse, what, parse.GetValue(platform), parse.GetValue(registryConfig), dataDir, listen, bootstrap, uploadRate, progress, logger, ct).ConfigureAwait(false);
                 var url = CommonOptions.AsUrl(what);
                 var source = new FileInfo(what);
                 if (url == null && !source.Exists) throw new FileNotFoundException($"file not found: {source.FullName}");
@@ -96,5 +100,44 @@ internal static class SeedCommand
             }
         });
         return command;
+    }
+
+    /// <summary><c>swarm seed oci://…</c>: preheat every blob of an image into the swarm, then serve them.</summary>
+    private static async Task<int> SeedImageAsync(System.CommandLine.ParseResult parse, string what, string? platformText, string? registryConfig,
+        Option<string?> dataDir, Option<System.Net.IPEndPoint> listen, Option<System.Net.IPEndPoint[]> bootstrap, Option<string?> uploadRate,
+        ProgressLine progress, ILogger logger, CancellationToken ct)
+    {
+        var reference = Swarm.Core.Sources.OciReference.Parse(what);
+        var platform = platformText is { } p ? Swarm.Core.Sources.OciPlatform.Parse(p) : null;
+        string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
+        using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
+        {
+            if (client != null)
+            {
+                if (registryConfig != null) Console.Error.WriteLine("swarm: seed: --registry-config is ignored: the running node uses its own");
+                return await RemoteTask.RunAsync("seed", client, new TaskRequest { Kind = "seed", Source = what, Platform = platformText }, progress, ct).ConfigureAwait(false);
+            }
+        }
+        using var registries = Swarm.Node.Mirror.Registries.Load(registryConfig != null ? Path.GetFullPath(registryConfig) : Path.Combine(dir, "registries.json"));
+        var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
+        await using var node = await LocalNode.StartAsync(dir, options, logger, parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
+        using var oci = new Swarm.Node.Mirror.OciContent(node, Path.Combine(dir, "mirror"), logger);
+        var result = await Swarm.Node.Mirror.OciPreheat.RunAsync(node, oci, registries, reference, platform,
+            new Progress<(long Done, long Total)>(x => progress.Report(x.Done, x.Total)), line => progress.WriteLine("swarm: " + line), ct).ConfigureAwait(false);
+        progress.Report(result.Bytes, result.Bytes, force: true);
+        progress.Finish();
+        Console.Out.WriteLine(result.Digest);
+        Console.Out.Flush();
+        Console.Error.WriteLine($"swarm: serving {reference.Registry}/{reference.Repository}@{result.Digest}: {result.Manifests} manifest(s), {result.Blobs} blob(s), " +
+            $"{Units.Bytes(result.Bytes)} ({Units.Bytes(result.FromUpstream)} read from the registry) on {node.EndPoint} (TCP and UDP); Ctrl-C to stop");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("swarm: stopping");
+        }
+        return ExitCodes.Ok;
     }
 }

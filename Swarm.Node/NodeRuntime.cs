@@ -24,6 +24,8 @@ public sealed record TaskRequest
     public string? Digest { get; init; }
     public bool NoBackToSource { get; init; }
     public string[] Peers { get; init; } = [];
+    /// <summary>For <c>seed oci://…</c>: only this platform of an index (os/arch[/variant]).</summary>
+    public string? Platform { get; init; }
 }
 
 /// <summary>A task as the control API reports it.</summary>
@@ -36,6 +38,8 @@ public sealed record TaskInfo
     /// <summary>usage, unavailable, local or digest: what the CLI turns into its exit code.</summary>
     public string? ErrorKind { get; init; }
     public string? ContentId { get; init; }
+    /// <summary>What the task produced when that is not a content id (seed oci://: the image's manifest digest).</summary>
+    public string? Result { get; init; }
     public long Total { get; init; }
     public long Verified { get; init; }
     public int Peers { get; init; }
@@ -72,6 +76,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         public string? Error;
         public string? ErrorKind;
         public ContentId? Content;
+        public string? Result;
         public long Total, Verified, FromPeers, FromOrigin;
         public int Peers;
         public DateTimeOffset? Finished;
@@ -79,7 +84,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
 
         public TaskInfo Info() => new()
         {
-            Id = Id, Request = Request, State = State, Error = Error, ErrorKind = ErrorKind, ContentId = Content?.ToUri(),
+            Id = Id, Request = Request, State = State, Error = Error, ErrorKind = ErrorKind, ContentId = Content?.ToUri(), Result = Result,
             Total = Interlocked.Read(ref Total), Verified = Interlocked.Read(ref Verified), Peers = Peers,
             FromPeers = FromPeers, FromOrigin = FromOrigin, Started = Started, Finished = Finished,
         };
@@ -192,7 +197,21 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         bool url = OriginRequest.AsUrl(request.Source) != null;
         if (request.Kind == "get" && !url && !ContentId.TryParse(request.Source, out _))
             throw new ArgumentException($"'{request.Source}' is not a content id or URL: expected swarm:// followed by 64 hex digits or an http(s) URL");
-        if (request.Kind == "seed" && !url && !File.Exists(request.Source)) throw new ArgumentException($"file not found on the node's host: {request.Source}");
+        bool oci = request.Source.StartsWith("oci://", StringComparison.OrdinalIgnoreCase);
+        if (oci)
+        {
+            if (request.Kind != "seed") throw new ArgumentException("oci:// references are for 'swarm seed' (preheat); pull images through the registry mirror");
+            try
+            {
+                OciReference.Parse(request.Source);
+                if (request.Platform != null) OciPlatform.Parse(request.Platform);
+            }
+            catch (FormatException e)
+            {
+                throw new ArgumentException(e.Message, e);
+            }
+        }
+        if (request.Kind == "seed" && !url && !oci && !File.Exists(request.Source)) throw new ArgumentException($"file not found on the node's host: {request.Source}");
     }
 
     /// <summary>Cancels a task (the pieces it verified stay in the store). False when there is no such task.</summary>
@@ -222,6 +241,18 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             StoredContent content;
             var url = OriginRequest.AsUrl(request.Source);
             var headers = OriginRequest.ParseHeaders(request.Headers);
+            if (request.Kind == "seed" && request.Source.StartsWith("oci://", StringComparison.OrdinalIgnoreCase))
+            {
+                var preheat = await Swarm.Node.Mirror.OciPreheat.RunAsync(node, _oci!, _registries!, OciReference.Parse(request.Source),
+                    request.Platform is { } pl ? OciPlatform.Parse(pl) : null,
+                    new Progress<(long Done, long Total)>(p => { task.Total = p.Total; task.Verified = p.Done; }),
+                    line => _logger.LogInformation("task {Task}: {Line}", task.Id, line), ct).ConfigureAwait(false);
+                Interlocked.Add(ref _fromOrigin, preheat.FromUpstream);
+                task.Result = preheat.Digest;
+                task.Total = task.Verified = preheat.Bytes;
+                task.State = "done";
+                return;
+            }
             if (request.Kind == "seed")
             {
                 if (url != null)
@@ -283,7 +314,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             task.ErrorKind = e switch
             {
                 ArgumentException or FormatException => "usage",
-                PeerUnavailableException or OriginException or IngesterGoneException => "unavailable",
+                PeerUnavailableException or OriginException or IngesterGoneException or RegistryException => "unavailable",
                 DigestMismatchException => "digest",
                 _ => "local",
             };
