@@ -43,6 +43,27 @@ public sealed class OciContent : IDisposable
 
     public static Hash256 TaskKey(string digest) => Hash256.Of(Encoding.UTF8.GetBytes("swarm/oci/v1\n" + digest));
 
+    private static Hash256 PrivateKey(string digest) => Hash256.Of(Encoding.UTF8.GetBytes("swarm/oci-private/v1\n" + digest));
+
+    /// <summary>
+    /// Marks a digest as fetched with credentials: a node without credentials for its registry serves it from the swarm
+    /// only after the upstream itself let it read the digest, never on the strength of "the upstream is unreachable".
+    /// </summary>
+    public async Task MarkPrivateAsync(string digest, CancellationToken cancellationToken)
+    {
+        if (_node.Dht is not { } dht) return;
+        var record = dht.CreateRecord(PrivateKey(digest), [1], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow + OriginTasks.PointerLifetime);
+        await dht.PutAsync(record, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether any node marked the digest as fetched with credentials (see <see cref="MarkPrivateAsync"/>).</summary>
+    public async Task<bool> IsMarkedPrivateAsync(string digest, CancellationToken cancellationToken)
+    {
+        if (_node.Dht is not { } dht) return false;
+        var records = await dht.GetAsync(PrivateKey(digest), null, cancellationToken).ConfigureAwait(false);
+        return records.Any(r => r.Expires > DateTimeOffset.UtcNow);
+    }
+
     private string IndexPath => Path.Combine(_directory, "digests");
 
     private void LoadIndex()
@@ -149,6 +170,7 @@ public sealed class OciContent : IDisposable
                 throw;
             }
             Remember(fetch.Digest, content.Id);
+            if (upstream.HasCredentials) await MarkPrivateAsync(fetch.Digest, ct).ConfigureAwait(false);
             fetch.Complete(content);
             _logger.LogInformation("mirror: {Digest} ({Bytes} bytes) from {Source}", fetch.Digest, content.Layout.Length, result.FromOrigin ? "the upstream" : "the swarm");
         }
@@ -170,8 +192,9 @@ public sealed class OciContent : IDisposable
     /// Puts a manifest this node resolved at the upstream into the store and publishes its pointer, so other nodes can
     /// fetch it by digest through the swarm. The pointer is published again at most every 10 minutes.
     /// </summary>
-    public async Task PublishManifestAsync(RegistryManifest manifest, CancellationToken cancellationToken)
+    public async Task PublishManifestAsync(RegistryManifest manifest, bool withCredentials, CancellationToken cancellationToken)
     {
+        if (withCredentials) await MarkPrivateAsync(manifest.Digest, cancellationToken).ConfigureAwait(false);
         if (_published.TryGetValue(manifest.Digest, out var at) && DateTime.UtcNow - at < TimeSpan.FromMinutes(10)) return;
         _published[manifest.Digest] = DateTime.UtcNow;
         var content = Local(manifest.Digest);

@@ -47,7 +47,7 @@ public static class OciPreheat
                 blobs.TryAdd(digest, size);
         long total = blobs.Values.Sum(), done = 0, fromUpstream = 0;
         say($"{reference} is {top.Digest}: {images.Count} image(s), {blobs.Count} blob(s), {total:N0} bytes");
-        foreach (var m in manifests) await oci.PublishManifestAsync(m, cancellationToken).ConfigureAwait(false);
+        foreach (var m in manifests) await oci.PublishManifestAsync(m, client.HasCredentials, cancellationToken).ConfigureAwait(false);
 
         foreach (var (digest, size) in blobs)
         {
@@ -77,6 +77,7 @@ public static class OciPreheat
                 oci.Remember(digest, local.Id);
             }
             await node.ServeAsync(local, cancellationToken).ConfigureAwait(false);
+            if (client.HasCredentials) await oci.MarkPrivateAsync(digest, cancellationToken).ConfigureAwait(false);
             await OriginTasks.PublishPointerAsync(node, OciContent.TaskKey(digest), local.Id, cancellationToken).ConfigureAwait(false);
             done += size;
             progress?.Report((done, total));

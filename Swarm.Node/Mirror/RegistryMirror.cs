@@ -124,7 +124,7 @@ public sealed class RegistryMirror
         {
             manifest = await upstream.GetManifestAsync(name, tag, context.RequestAborted).ConfigureAwait(false);
             _content.SaveTag(upstream.Registry, name, tag, manifest);
-            _ = PublishInBackground(manifest);
+            _ = PublishInBackground(manifest, upstream.HasCredentials);
         }
         catch (RegistryException e) when (e.Failure == RegistryFailure.Unavailable)
         {
@@ -145,11 +145,11 @@ public sealed class RegistryMirror
         await WriteManifestAsync(context, manifest, head).ConfigureAwait(false);
     }
 
-    private async Task PublishInBackground(RegistryManifest manifest)
+    private async Task PublishInBackground(RegistryManifest manifest, bool withCredentials)
     {
         try
         {
-            await _content.PublishManifestAsync(manifest, CancellationToken.None).ConfigureAwait(false);
+            await _content.PublishManifestAsync(manifest, withCredentials, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -168,12 +168,14 @@ public sealed class RegistryMirror
     }
 
     /// <summary>
-    /// For a registry with credentials: the upstream must confirm (HEAD with this node's credentials) that this node may
-    /// read the digest before the swarm serves it. Anonymous registries need no confirmation. Confirmations are cached a minute.
+    /// Whether this node may serve the digest from the swarm or its store. The upstream decides: a HEAD with this node's
+    /// credentials (or anonymously, when it has none) must succeed. When the upstream cannot be reached, a registry with
+    /// credentials configured refuses (a private image never reaches a node that could not fetch it itself), and an
+    /// anonymous one serves unless some node marked the digest as fetched with credentials. Answers are cached a minute.
+    /// Returns null when allowed, else why not.
     /// </summary>
     private async Task<string?> RefusalAsync(RegistryClient upstream, string name, string digest, bool manifest, CancellationToken cancellationToken)
     {
-        if (!upstream.HasCredentials) return null;
         string key = $"{upstream.Registry}/{name}@{digest}";
         if (_allowed.Fresh(key)) return null;
         try
@@ -183,9 +185,18 @@ public sealed class RegistryMirror
             _allowed.Add(key);
             return null;
         }
+        catch (RegistryException e) when (e.Failure == RegistryFailure.Unavailable && !upstream.HasCredentials)
+        {
+            if (await _content.IsMarkedPrivateAsync(digest, cancellationToken).ConfigureAwait(false))
+                return $"{upstream.Registry} is unreachable ({e.Message}) and {digest} was fetched with credentials elsewhere; this node has none for {upstream.Registry}, so it is not served from the swarm";
+            _allowed.Add(key);
+            return null;
+        }
         catch (RegistryException e)
         {
-            return $"{upstream.Registry} has credentials configured and did not confirm that this node may read {name}@{digest} ({e.Message}); not serving it from the swarm";
+            return upstream.HasCredentials
+                ? $"{upstream.Registry} did not confirm that this node may read {name}@{digest} with its credentials ({e.Message}); not serving it from the swarm"
+                : $"{upstream.Registry} does not let this node read {name}@{digest} ({e.Message})";
         }
     }
 
