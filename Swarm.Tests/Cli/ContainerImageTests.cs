@@ -1,0 +1,190 @@
+using System.Text.Json;
+using Swarm.Tests.Support;
+
+namespace Swarm.Tests.Cli;
+
+/// <summary>
+/// Container images end to end with real programs: Debian's docker-registry as the upstream, <c>swarm node</c> processes
+/// with their registry mirrors, containerd pulling through them with hosts.toml written by <c>swarm containerd-config</c>,
+/// skopeo copying through a mirror, and <c>swarm seed oci://</c> preheating an image.
+/// </summary>
+[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)]
+public class ContainerImageTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private const int MiB = 1024 * 1024;
+
+    private sealed record Node(SwarmProcess Process, int Port, int MirrorPort)
+    {
+        public string Mirror => $"http://127.0.0.1:{MirrorPort}";
+        public string Bootstrap => $"127.0.0.1:{Port}";
+    }
+
+    private static async Task<Node> StartNodeAsync(string dataDir, string upstream, string? bootstrap = null)
+    {
+        int port = FreePort.Get(), mirror = FreePort.Get();
+        string[] args = ["node", "--data-dir", dataDir, "--listen", $"127.0.0.1:{port}", "--mirror", $"127.0.0.1:{mirror}", "--metrics", "off", "--upstream", upstream];
+        if (bootstrap != null) args = [.. args, "--bootstrap", bootstrap];
+        var process = SwarmProcess.Start(args);
+        await Poll.UntilAsync(() => process.Stderr.Contains("ready: control socket", StringComparison.Ordinal) || process.HasExited, Timeout, "the node to start");
+        Assert.False(process.HasExited, process.ToString());
+        return new Node(process, port, mirror);
+    }
+
+    /// <summary>containerd on this node pulls through it, with the hosts.toml that <c>swarm containerd-config --write</c> wrote.</summary>
+    private static async Task<Containerd> ContainerdForAsync(Node node, string registry)
+    {
+        var containerd = await Containerd.StartAsync();
+        await using var config = await SwarmProcess.RunAsync(Timeout, "containerd-config", "--registry", registry, "--mirror", node.Mirror, "--write", containerd.HostsDirectory);
+        Assert.True(config.ExitCode == 0, config.ToString());
+        string toml = File.ReadAllText(Path.Combine(containerd.HostsDirectory, registry, "hosts.toml"));
+        Assert.Contains($"server = \"http://{registry}\"", toml, StringComparison.Ordinal);
+        Assert.Contains($"[host.\"{node.Mirror}\"]", toml, StringComparison.Ordinal);
+        return containerd;
+    }
+
+    private static void AssertNoCrash(SwarmProcess node)
+    {
+        Assert.DoesNotContain("Unhandled exception", node.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("fail:", node.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ContainerdOnASecondNodePullsTheImageFromTheSwarmAfterTheUpstreamStops()
+    {
+        using var dir = new TempDirectory();
+        // 3 layers, 66 MiB in all.
+        var image = OciImage.WriteLayout(dir.Combine("layout"), 81, 24 * MiB, 24 * MiB, 18 * MiB);
+        Assert.True(image.TotalBytes >= 64 * MiB);
+        await using var registry = await DockerRegistry.StartAsync();
+        await Skopeo.PushLayoutAsync(image.LayoutDirectory, $"{registry.Host}/demo/app:v1");
+
+        var a = await StartNodeAsync(dir.Combine("a"), registry.Host);
+        await using var _a = a.Process;
+        var b = await StartNodeAsync(dir.Combine("b"), registry.Host, a.Bootstrap);
+        await using var _b = b.Process;
+        await using var containerdA = await ContainerdForAsync(a, registry.Host);
+        await using var containerdB = await ContainerdForAsync(b, registry.Host);
+
+        // The first pull, by tag, through node A: the tag is resolved at the upstream, the blobs go into A's store.
+        var pullA = await containerdA.PullAsync($"{registry.Host}/demo/app:v1", Timeout);
+        Assert.True(pullA.Succeeded, pullA.ToString());
+        foreach (var blob in image.Layers.Append(image.Config))
+            await Poll.UntilAsync(() => a.Process.Stderr.Contains($"mirror: {blob.Digest} ", StringComparison.Ordinal), Timeout, $"node A to hold {blob.Digest}");
+
+        await registry.StopAsync();
+
+        // By tag, node B must not serve it: B never resolved the tag itself, and tags are never taken from peers.
+        var byTag = await containerdB.PullAsync($"{registry.Host}/demo/app:v1", Timeout);
+        Assert.False(byTag.Succeeded, byTag.ToString());
+
+        // By digest, B pulls everything through the swarm.
+        var pullB = await containerdB.PullAsync($"{registry.Host}/demo/app@{image.ManifestDigest}", Timeout);
+        Assert.True(pullB.Succeeded, pullB.ToString() + "\nnode B: " + b.Process.Stderr);
+        var held = await containerdB.ContentDigestsAsync();
+        foreach (var blob in image.AllBlobs)
+        {
+            Assert.Contains(blob.Digest, held);
+            Assert.Contains($"mirror: {blob.Digest} ({blob.Size} bytes) from the swarm", b.Process.Stderr, StringComparison.Ordinal);
+        }
+        // containerd verified every blob against its digest as it committed it; check the stored bytes once more.
+        foreach (var layer in image.Layers)
+        {
+            var cat = await containerdB.CtrAsync(["content", "get", layer.Digest], Timeout);
+            Assert.True(cat.Succeeded);
+        }
+        Assert.DoesNotContain("from the upstream", b.Process.Stderr, StringComparison.Ordinal);
+        AssertNoCrash(a.Process);
+        AssertNoCrash(b.Process);
+    }
+
+    [Fact]
+    public async Task SkopeoCopyThroughTheMirrorGivesTheSameImageAsFromTheUpstream()
+    {
+        using var dir = new TempDirectory();
+        var image = OciImage.WriteLayout(dir.Combine("layout"), 82, 3 * MiB, 2 * MiB, MiB + 17);
+        await using var registry = await DockerRegistry.StartAsync();
+        await Skopeo.PushLayoutAsync(image.LayoutDirectory, $"{registry.Host}/demo/app:v1");
+        var node = await StartNodeAsync(dir.Combine("n"), registry.Host);
+        await using var _n = node.Process;
+
+        // No ?ns= from skopeo: the node's --upstream is used.
+        var viaMirror = await Skopeo.CopyAsync($"docker://127.0.0.1:{node.MirrorPort}/demo/app:v1", $"oci:{dir.Combine("via-mirror")}:v1", Timeout);
+        Assert.True(viaMirror.Succeeded, viaMirror.ToString() + "\nnode: " + node.Process.Stderr);
+        var direct = await Skopeo.CopyAsync($"docker://{registry.Host}/demo/app:v1", $"oci:{dir.Combine("direct")}:v1", Timeout);
+        Assert.True(direct.Succeeded, direct.ToString());
+
+        static string ManifestDigest(string layout) =>
+            JsonDocument.Parse(File.ReadAllText(Path.Combine(layout, "index.json"))).RootElement.GetProperty("manifests")[0].GetProperty("digest").GetString()!;
+        Assert.Equal(image.ManifestDigest, ManifestDigest(dir.Combine("direct")));
+        Assert.Equal(ManifestDigest(dir.Combine("direct")), ManifestDigest(dir.Combine("via-mirror")));
+        var blobsDirect = Directory.GetFiles(Path.Combine(dir.Combine("direct"), "blobs", "sha256")).Select(Path.GetFileName).Order().ToList();
+        var blobsMirror = Directory.GetFiles(Path.Combine(dir.Combine("via-mirror"), "blobs", "sha256")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(blobsDirect, blobsMirror);
+        foreach (var blob in image.AllBlobs) Assert.Contains(blob.Hex, blobsMirror);
+        foreach (var name in blobsMirror)
+            Assert.Equal(File.ReadAllBytes(Path.Combine(dir.Combine("direct"), "blobs", "sha256", name!)),
+                File.ReadAllBytes(Path.Combine(dir.Combine("via-mirror"), "blobs", "sha256", name!)));
+        AssertNoCrash(node.Process);
+    }
+
+    [Fact]
+    public async Task SeedOciPreheatsSoNodesPullByDigestWithTheUpstreamDown()
+    {
+        using var dir = new TempDirectory();
+        var image = OciImage.WriteLayout(dir.Combine("layout"), 83, 6 * MiB, 4 * MiB, 2 * MiB);
+        await using var registry = await DockerRegistry.StartAsync();
+        await Skopeo.PushLayoutAsync(image.LayoutDirectory, $"{registry.Host}/demo/app:v1");
+
+        int seedPort = FreePort.Get();
+        await using var seed = SwarmProcess.Start("seed", $"oci://{registry.Host}/demo/app:v1", "--data-dir", dir.Combine("seed"), "--listen", $"127.0.0.1:{seedPort}");
+        string digest = await seed.WaitForStdoutLineAsync(l => l.StartsWith("sha256:", StringComparison.Ordinal), Timeout);
+        Assert.Equal(image.ManifestDigest, digest.Trim());
+        Assert.Contains($"{image.AllBlobs.Count() - 1} blob(s)", seed.Stderr, StringComparison.Ordinal);
+
+        await registry.StopAsync();
+
+        const int N = 3;
+        var nodes = new List<Node>();
+        var containerds = new List<Containerd>();
+        try
+        {
+            for (int i = 0; i < N; i++)
+            {
+                nodes.Add(await StartNodeAsync(dir.Combine($"n{i}"), registry.Host, $"127.0.0.1:{seedPort}"));
+                containerds.Add(await ContainerdForAsync(nodes[i], registry.Host));
+            }
+            var pulls = await Task.WhenAll(containerds.Select(c => c.PullAsync($"{registry.Host}/demo/app@{image.ManifestDigest}", Timeout)));
+            for (int i = 0; i < N; i++)
+            {
+                Assert.True(pulls[i].Succeeded, pulls[i].ToString() + "\nnode: " + nodes[i].Process.Stderr);
+                var held = await containerds[i].ContentDigestsAsync();
+                foreach (var blob in image.AllBlobs) Assert.Contains(blob.Digest, held);
+                AssertNoCrash(nodes[i].Process);
+            }
+        }
+        finally
+        {
+            foreach (var c in containerds) await c.DisposeAsync();
+            foreach (var n in nodes) await n.Process.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task ContainerdConfigPrintsAHostsTomlAndRejectsBadInput()
+    {
+        await using var printed = await SwarmProcess.RunAsync(Timeout, "containerd-config", "--registry", "docker.io");
+        Assert.True(printed.ExitCode == 0, printed.ToString());
+        Assert.Contains("server = \"https://registry-1.docker.io\"", printed.Stdout, StringComparison.Ordinal);
+        Assert.Contains("[host.\"http://127.0.0.1:7401\"]", printed.Stdout, StringComparison.Ordinal);
+        Assert.Contains("capabilities = [\"pull\", \"resolve\"]", printed.Stdout, StringComparison.Ordinal);
+        Assert.Contains("dial_timeout = \"200ms\"", printed.Stdout, StringComparison.Ordinal);
+
+        await using var bad = await SwarmProcess.RunAsync(Timeout, "containerd-config", "--registry", "not/a/host");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("is not a registry host", bad.Stderr, StringComparison.Ordinal);
+        await using var badMirror = await SwarmProcess.RunAsync(Timeout, "containerd-config", "--registry", "ghcr.io", "--mirror", "ftp://x");
+        Assert.Equal(1, badMirror.ExitCode);
+        Assert.Contains("--mirror", badMirror.Stderr, StringComparison.Ordinal);
+    }
+}
