@@ -107,11 +107,13 @@ public sealed class RegistryClient : IDisposable
         {
             if (_credentials == null) throw new RegistryException(RegistryFailure.Denied, $"{Registry} wants a user name and password for {repository}; add them to the registry configuration");
             _basic = true;
+            auth = BasicHeader(_credentials);
         }
         else if (challenge.Scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase))
         {
             var p = ParseChallenge(challenge.Parameter ?? "");
-            if (!p.TryGetValue("realm", out var realm) || !Uri.TryCreate(realm, UriKind.Absolute, out _))
+            if (!p.TryGetValue("realm", out var realm) || !Uri.TryCreate(realm, UriKind.Absolute, out var realmUri)
+                || (realmUri.Scheme != Uri.UriSchemeHttp && realmUri.Scheme != Uri.UriSchemeHttps))
                 throw new RegistryException(RegistryFailure.Invalid, $"{Registry} sent a Bearer challenge without a usable realm: {challenge.Parameter}");
             _bearerRealm = realm;
             _bearerService = p.GetValueOrDefault("service");
@@ -120,7 +122,6 @@ public sealed class RegistryClient : IDisposable
             auth = await TokenAsync(scope, cancellationToken).ConfigureAwait(false);
         }
         else throw new RegistryException(RegistryFailure.Denied, $"{Registry} asks for '{challenge.Scheme}' authentication, which swarm does not speak (Basic and Bearer only)");
-        auth = await AuthorizationAsync(repository, cancellationToken).ConfigureAwait(false) ?? auth;
         response = await SendOnceAsync(method, uri, accept, auth, cancellationToken).ConfigureAwait(false);
         if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
         {

@@ -44,7 +44,8 @@ public static class OciImage
     /// <summary>
     /// Writes an OCI image layout into <paramref name="dir"/> (created if needed) tagged "v1": one gzip'd tar layer per
     /// size, each holding one file of that many pseudo-random bytes from <paramref name="seed"/>; a linux/amd64 config
-    /// with the layers' diff_ids; the manifest; index.json and oci-layout.
+    /// with the layers' diff_ids; the manifest; index.json and oci-layout. Layers are streamed to disk (large images
+    /// take no memory).
     /// </summary>
     public static OciImageInfo WriteLayout(string dir, int seed, params int[] layerSizes)
     {
@@ -52,14 +53,7 @@ public static class OciImage
         string blobs = Path.Combine(dir, "blobs", "sha256");
         Directory.CreateDirectory(blobs);
         var layers = new List<OciBlob>();
-        for (int i = 0; i < layerSizes.Length; i++)
-        {
-            var data = new byte[layerSizes[i]];
-            new Random(unchecked(seed * 7919 + i)).NextBytes(data);
-            byte[] tar = Tar($"layer{i}/data-{seed}-{i}.bin", data);
-            byte[] gz = Gzip(tar);
-            layers.Add(WriteBlob(blobs, gz) with { DiffId = Digest(tar) });
-        }
+        for (int i = 0; i < layerSizes.Length; i++) layers.Add(WriteLayer(blobs, $"layer{i}", $"data-{seed}-{i}.bin", layerSizes[i], unchecked(seed * 7919 + i)));
         var inv = CultureInfo.InvariantCulture;
         string config = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"SWARM_TEST_SEED=" + seed.ToString(inv) + "\"]},"
             + "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[" + string.Join(",", layers.Select(l => $"\"{l.DiffId}\"")) + "]}}";
@@ -84,41 +78,111 @@ public static class OciImage
         return new OciBlob(digest, bytes.Length);
     }
 
-    private static byte[] Tar(string name, byte[] data)
+    /// <summary>tar (directory + one file, fixed metadata) → gzip (fastest) → file, hashing the tar and the gzip on the way.</summary>
+    private static OciBlob WriteLayer(string blobs, string directory, string fileName, long length, int seed)
     {
-        using var tar = new MemoryStream();
-        using (var writer = new TarWriter(tar, TarEntryFormat.Ustar, leaveOpen: true))
+        string temp = Path.Combine(blobs, $".{directory}-{Guid.NewGuid():N}.tmp");
+        using var tarHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var gzHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long size;
+        using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
         {
-            string dirName = name[..name.IndexOf('/', StringComparison.Ordinal)] + "/";
-            writer.WriteEntry(new UstarTarEntry(TarEntryType.Directory, dirName)
+            using var compressed = new HashingStream(file, gzHash);
+            using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+            using (var tar = new HashingStream(gzip, tarHash))
+            using (var writer = new TarWriter(tar, TarEntryFormat.Ustar, leaveOpen: true))
             {
-                ModificationTime = FixedTime,
-                Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute,
-                Uid = 0,
-                Gid = 0,
-                UserName = "root",
-                GroupName = "root",
-            });
-            using var content = new MemoryStream(data, writable: false);
-            writer.WriteEntry(new UstarTarEntry(TarEntryType.RegularFile, name)
-            {
-                ModificationTime = FixedTime,
-                Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
-                Uid = 0,
-                Gid = 0,
-                UserName = "root",
-                GroupName = "root",
-                DataStream = content,
-            });
+                writer.WriteEntry(new UstarTarEntry(TarEntryType.Directory, directory + "/")
+                {
+                    ModificationTime = FixedTime,
+                    Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute,
+                    Uid = 0,
+                    Gid = 0,
+                    UserName = "root",
+                    GroupName = "root",
+                });
+                using var content = new RandomStream(length, seed);
+                writer.WriteEntry(new UstarTarEntry(TarEntryType.RegularFile, directory + "/" + fileName)
+                {
+                    ModificationTime = FixedTime,
+                    Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+                    Uid = 0,
+                    Gid = 0,
+                    UserName = "root",
+                    GroupName = "root",
+                    DataStream = content,
+                });
+            }
+            size = compressed.Written;
         }
-        return tar.ToArray();
+        string digest = "sha256:" + Convert.ToHexStringLower(gzHash.GetHashAndReset());
+        string diffId = "sha256:" + Convert.ToHexStringLower(tarHash.GetHashAndReset());
+        File.Move(temp, Path.Combine(blobs, digest["sha256:".Length..]), overwrite: true);
+        return new OciBlob(digest, size, diffId);
     }
 
-    private static byte[] Gzip(byte[] data)
+    /// <summary>Pseudo-random bytes from a seed, read once from start to end (seekable only in name, so TarWriter knows the length).</summary>
+    private sealed class RandomStream(long length, int seed) : Stream
     {
-        using var output = new MemoryStream();
-        using (var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true)) gzip.Write(data);
-        return output.ToArray();
+        // The seeded Random is the legacy algorithm: the same bytes on every run and platform, however the reads are cut.
+        private readonly Random _random = new(seed);
+        private long _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position
+        {
+            get => _position;
+            set { if (value != _position) throw new NotSupportedException("a random stream reads forward only"); }
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int n = (int)Math.Min(buffer.Length, length - _position);
+            _random.NextBytes(buffer[..n]);
+            _position += n;
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin)
+        {
+            long target = origin switch { SeekOrigin.Begin => offset, SeekOrigin.Current => _position + offset, _ => length + offset };
+            Position = target;
+            return _position;
+        }
+
+        public override void Flush() { }
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>Hashes and counts what is written through it to another stream (which it does not own).</summary>
+    private sealed class HashingStream(Stream inner, IncrementalHash hash) : Stream
+    {
+        public long Written { get; private set; }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => Written; set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            hash.AppendData(buffer);
+            inner.Write(buffer);
+            Written += buffer.Length;
+        }
+
+        public override void Flush() => inner.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }
 
@@ -424,7 +488,7 @@ public sealed class Containerd : IAsyncDisposable
             while (true)
             {
                 if (process.HasExited) throw new InvalidOperationException($"containerd exited at start: {containerd.Output}");
-                if (File.Exists(containerd.Socket) || Path.Exists(containerd.Socket))
+                if (Path.Exists(containerd.Socket))
                 {
                     last = await containerd.CtrAsync(["version"], TimeSpan.FromSeconds(10), withNamespace: false);
                     if (last.Succeeded) return containerd;
