@@ -50,18 +50,21 @@ internal static class NodeCommand
                     config = config with { Mirror = null };
                 }
                 var app = NodeHost.Build(config);
-                try
+                while (true)
                 {
-                    await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (IOException e) when (config.Metrics != null && config.MetricsIsDefault && e.Message.Contains(config.Metrics.ToString(), StringComparison.Ordinal))
-                {
-                    // Another node on this host took the default metrics port between the check and the bind.
-                    Console.Error.WriteLine($"swarm: node: the default metrics address {config.Metrics} is taken; running without metrics. Give --metrics IP:PORT to choose one.");
-                    await app.DisposeAsync().ConfigureAwait(false);
-                    config = config with { Metrics = null };
-                    app = NodeHost.Build(config);
-                    await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
+                        break;
+                    }
+                    catch (IOException e) when (TakenDefault(config, e) is { } which)
+                    {
+                        // Another node on this host took a default port between the check and the bind.
+                        Console.Error.WriteLine($"swarm: node: the default {which} address is taken; running without it. Give --{which} IP:PORT to choose one.");
+                        await app.DisposeAsync().ConfigureAwait(false);
+                        config = which == "metrics" ? config with { Metrics = null } : config with { Mirror = null };
+                        app = NodeHost.Build(config);
+                    }
                 }
                 await using (app)
                     await app.WaitForShutdownAsync(ct).ConfigureAwait(false); // SIGTERM / Ctrl-C: graceful stop
@@ -83,6 +86,13 @@ internal static class NodeCommand
             }
         });
         return command;
+    }
+
+    private static string? TakenDefault(NodeConfig config, IOException e)
+    {
+        if (config.Metrics != null && config.MetricsIsDefault && e.Message.Contains(config.Metrics.ToString(), StringComparison.Ordinal)) return "metrics";
+        if (config.Mirror != null && config.MirrorIsDefault && e.Message.Contains(config.Mirror.ToString(), StringComparison.Ordinal)) return "mirror";
+        return null;
     }
 
     private static bool PortFree(System.Net.IPEndPoint endPoint)
