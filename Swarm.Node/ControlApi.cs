@@ -236,6 +236,14 @@ public static class Metrics
                 ("reason=\"unsolicited\"", s.DroppedUnsolicited));
             Metric("swarm_dht_records_held", "gauge", "Provider and signed records held for other nodes.", ("kind=\"provider\"", s.ProvidersHeld), ("kind=\"record\"", s.RecordsHeld));
         }
+        if (runtime.Mirror is { } mirror)
+        {
+            var m = mirror.Counters;
+            Metric("swarm_mirror_requests_total", "counter", "Registry mirror requests, by kind.", ("kind=\"manifest\"", m.Manifests), ("kind=\"blob\"", m.Blobs));
+            Metric("swarm_mirror_responses_total", "counter", "Registry mirror error responses, by class.", ("class=\"not_found\"", m.NotFound), ("class=\"client_error\"", m.ClientErrors));
+            Metric("swarm_mirror_bytes_served_total", "counter", "Blob bytes the mirror sent to its clients.", ("", m.BytesServed));
+            Metric("swarm_mirror_streams_cut_total", "counter", "Blob responses cut after their headers (the swarm and the upstream both failed, or a digest mismatch).", ("", m.Cut));
+        }
         var ids = n.Store.List();
         Metric("swarm_store_bytes", "gauge", "Bytes of content in the store (data file lengths).", ("", ids.Sum(n.Store.DiskUsage)));
         Metric("swarm_store_items", "gauge", "Entries in the store.", ("", ids.Count));

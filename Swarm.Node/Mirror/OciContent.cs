@@ -38,6 +38,9 @@ public sealed class OciContent : IDisposable
         LoadIndex();
     }
 
+    /// <summary>Counts bytes read from a registry outside a blob fetch (manifests resolved by tag).</summary>
+    public void CountFromOrigin(long bytes) => _fromOrigin(bytes);
+
     /// <summary>How long a mirror waits for another node's ingest to publish its pointer before going to the upstream.</summary>
     public TimeSpan WaitForOthers { get; init; } = TimeSpan.FromSeconds(20);
 

@@ -38,7 +38,28 @@ public sealed class RegistryMirror
     /// <summary>A stream that makes no progress for this long is cut (the client retries or moves on).</summary>
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    private long _manifestRequests, _blobRequests, _notFound, _clientErrors, _bytesServed, _cut;
+
+    /// <summary>Counters for /metrics: requests by kind, 404s, other 4xx, blob bytes sent to clients, streams cut after the headers.</summary>
+    public (long Manifests, long Blobs, long NotFound, long ClientErrors, long BytesServed, long Cut) Counters =>
+        (Interlocked.Read(ref _manifestRequests), Interlocked.Read(ref _blobRequests), Interlocked.Read(ref _notFound),
+         Interlocked.Read(ref _clientErrors), Interlocked.Read(ref _bytesServed), Interlocked.Read(ref _cut));
+
     public async Task HandleAsync(HttpContext context)
+    {
+        try
+        {
+            await HandleCoreAsync(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            int status = context.Response.StatusCode;
+            if (status == 404) Interlocked.Increment(ref _notFound);
+            else if (status is >= 400 and < 500) Interlocked.Increment(ref _clientErrors);
+        }
+    }
+
+    private async Task HandleCoreAsync(HttpContext context)
     {
         var response = context.Response;
         response.Headers["Docker-Distribution-API-Version"] = "registry/2.0";
@@ -105,6 +126,7 @@ public sealed class RegistryMirror
             return;
         }
         var upstream = _registries.Client(registry);
+        Interlocked.Increment(ref isManifest ? ref _manifestRequests : ref _blobRequests);
         try
         {
             if (isManifest && !byDigest) await TagAsync(context, upstream, name, reference, head).ConfigureAwait(false);
@@ -123,6 +145,7 @@ public sealed class RegistryMirror
         try
         {
             manifest = await upstream.GetManifestAsync(name, tag, context.RequestAborted).ConfigureAwait(false);
+            _content.CountFromOrigin(manifest.Body.Length);
             _content.SaveTag(upstream.Registry, name, tag, manifest);
             _ = PublishInBackground(manifest, upstream.HasCredentials);
         }
@@ -274,6 +297,7 @@ public sealed class RegistryMirror
         {
             var e = failure;
             _logger.LogWarning("mirror: serving {Digest} stopped after headers were sent: {Error}", digest, e.Message);
+            Interlocked.Increment(ref _cut);
             context.Abort(); // the client sees a cut body, never bytes that failed verification
         }
     }
@@ -313,6 +337,7 @@ public sealed class RegistryMirror
                             continue; // a live entry was just sealed: the next round reads the sealed one
                         }
                         await context.Response.Body.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                        Interlocked.Add(ref _bytesServed, n);
                         pos += n;
                         lastProgress = DateTime.UtcNow;
                         continue;

@@ -20,10 +20,10 @@ public class ContainerImageTests
         public string Bootstrap => $"127.0.0.1:{Port}";
     }
 
-    private static async Task<Node> StartNodeAsync(string dataDir, string upstream, string? bootstrap = null)
+    private static async Task<Node> StartNodeAsync(string dataDir, string upstream, string? bootstrap = null, int? metrics = null)
     {
         int port = FreePort.Get(), mirror = FreePort.Get();
-        string[] args = ["node", "--data-dir", dataDir, "--listen", $"127.0.0.1:{port}", "--mirror", $"127.0.0.1:{mirror}", "--metrics", "off", "--upstream", upstream];
+        string[] args = ["node", "--data-dir", dataDir, "--listen", $"127.0.0.1:{port}", "--mirror", $"127.0.0.1:{mirror}", "--metrics", metrics is { } m ? $"127.0.0.1:{m}" : "off", "--upstream", upstream];
         if (bootstrap != null) args = [.. args, "--bootstrap", bootstrap];
         var process = SwarmProcess.Start(args);
         await Poll.UntilAsync(() => process.Stderr.Contains("ready: control socket", StringComparison.Ordinal) || process.HasExited, Timeout, "the node to start");
@@ -105,7 +105,8 @@ public class ContainerImageTests
         var image = OciImage.WriteLayout(dir.Combine("layout"), 82, 3 * MiB, 2 * MiB, MiB + 17);
         await using var registry = await DockerRegistry.StartAsync();
         await Skopeo.PushLayoutAsync(image.LayoutDirectory, $"{registry.Host}/demo/app:v1");
-        var node = await StartNodeAsync(dir.Combine("n"), registry.Host);
+        int metrics = FreePort.Get();
+        var node = await StartNodeAsync(dir.Combine("n"), registry.Host, metrics: metrics);
         await using var _n = node.Process;
 
         // No ?ns= from skopeo: the node's --upstream is used.
@@ -122,6 +123,19 @@ public class ContainerImageTests
         var blobsMirror = Directory.GetFiles(Path.Combine(dir.Combine("via-mirror"), "blobs", "sha256")).Select(Path.GetFileName).Order().ToList();
         Assert.Equal(blobsDirect, blobsMirror);
         foreach (var blob in image.AllBlobs) Assert.Contains(blob.Hex, blobsMirror);
+        // The node's metrics count the mirror's work.
+        using (var http = new HttpClient())
+        {
+            var samples = (await http.GetStringAsync($"http://127.0.0.1:{metrics}/metrics", TestContext.Current.CancellationToken))
+                .Split('\n').Where(l => l.Length > 0 && l[0] != '#').Select(l => l.Split(' '))
+                .ToDictionary(p => p[0], p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
+            Assert.True(samples["swarm_mirror_requests_total{kind=\"blob\"}"] >= image.Layers.Count + 1);
+            Assert.True(samples["swarm_mirror_requests_total{kind=\"manifest\"}"] >= 1);
+            Assert.True(samples["swarm_mirror_bytes_served_total"] >= image.Layers.Sum(l => l.Size));
+            // Every blob once from the upstream, and the manifest each time its tag was resolved (skopeo: once or twice).
+            long blobs = image.Layers.Sum(l => l.Size) + image.Config.Size;
+            Assert.InRange(samples["swarm_bytes_downloaded_total{source=\"origin\"}"], blobs + image.Manifest.Size, blobs + 2 * image.Manifest.Size);
+        }
         foreach (var name in blobsMirror)
             Assert.Equal(File.ReadAllBytes(Path.Combine(dir.Combine("direct"), "blobs", "sha256", name!)),
                 File.ReadAllBytes(Path.Combine(dir.Combine("via-mirror"), "blobs", "sha256", name!)));
