@@ -136,6 +136,7 @@ public sealed class OciContent : IDisposable
         try
         {
             var headers = new List<KeyValuePair<string, string>>();
+            RegistryException? upstreamFailure = null;
             if (manifest) headers.Add(new("Accept", string.Join(", ", Oci.ManifestTypes)));
             try
             {
@@ -146,12 +147,15 @@ public sealed class OciContent : IDisposable
             }
             catch (RegistryException e)
             {
-                _logger.LogDebug("upstream HEAD of {Digest} failed ({Error}); trying the swarm", fetch.Digest, e.Message);
+                // The upstream cannot serve it (down, or it does not have it): only the swarm can; no lease, no origin retries.
+                upstreamFailure = e;
+                _logger.LogDebug("upstream HEAD of {Digest} failed ({Error}); only the swarm can serve it", fetch.Digest, e.Message);
             }
             var request = new UrlFetchRequest(manifest ? upstream.ManifestUri(repository, fetch.Digest) : upstream.BlobUri(repository, fetch.Digest), TaskKey(fetch.Digest))
             {
                 Headers = headers,
                 WaitForOthers = WaitForOthers,
+                BackToSource = upstreamFailure == null,
                 OnContent = fetch.SetCurrent,
             };
             long last = 0;
@@ -160,7 +164,15 @@ public sealed class OciContent : IDisposable
                 long delta = p.Done - Interlocked.Exchange(ref last, p.Done);
                 if (delta > 0) _fromOrigin(delta);
             });
-            var result = await UrlFetch.RunAsync(_node, request, null, originProgress, line => _logger.LogInformation("mirror {Digest}: {Line}", fetch.Digest, line), ct).ConfigureAwait(false);
+            UrlFetchResult result;
+            try
+            {
+                result = await UrlFetch.RunAsync(_node, request, null, originProgress, line => _logger.LogInformation("mirror {Digest}: {Line}", fetch.Digest, line), ct).ConfigureAwait(false);
+            }
+            catch (PeerUnavailableException e) when (upstreamFailure != null)
+            {
+                throw new PeerUnavailableException($"the swarm does not serve it ({e.Message.Replace(" and --no-back-to-source was given", "", StringComparison.Ordinal)}) and the upstream cannot: {upstreamFailure.Message}", e);
+            }
             var content = result.Content;
             try
             {
