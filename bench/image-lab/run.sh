@@ -40,8 +40,7 @@ for tool in ip tc docker-registry skopeo containerd ctr dotnet python3; do
 done
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-to_bytes() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+)\s*([KMG]i?B?)?', sys.argv[1], re.I); u={'':1,'K':1024,'M':1<<20,'G':1<<30}[(m.group(2) or '')[:1].upper()]; print(int(m.group(1))*u)" "$1"; }
-to_bits() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+(?:\.\d+)?)\s*([kmg]?)bit', sys.argv[1], re.I); print(int(float(m.group(1))*{'':1,'k':1e3,'m':1e6,'g':1e9}[m.group(2).lower()]))" "$1"; }
+source "$REPO/bench/lab-lib.sh"
 SIZES=""; for s in ${LAYERS//,/ }; do SIZES="$SIZES${SIZES:+,}$(to_bytes "$s")"; done
 RATE_BITS=$(to_bits "$RATE")
 STAMP=$(date -u +%Y%m%d-%H%M%S)
@@ -61,14 +60,7 @@ log() { echo "[image-lab $(date +%H:%M:%S)] $*" >&2; }
 
 cleanup() {
     set +e
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        [ -n "$pids" ] && kill -9 $pids 2>/dev/null
-    done
-    sleep 0.5
-    # containerd's snapshots are mounts under its root
-    grep " $LAB/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do ip netns del "$ns" 2>/dev/null; done
+    kill_namespaces
     ip route del unreachable $NET.0.0/16 2>/dev/null
     rm -rf "$LAB"
 }
@@ -78,20 +70,6 @@ trap 'log "interrupted: cleaning up"; exit 130' INT TERM
 log "publishing swarm (Release, ReadyToRun) to $BIN"
 (cd "$REPO" && dotnet publish Swarm.Cli/Swarm.Cli.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
     -o "$BIN" -v q -nologo >/dev/null) || { echo "run.sh: publish failed" >&2; exit 1; }
-
-make_host() {
-    local name=$1 ip=$2 ns=$PREFIX-$1
-    ip netns add "$ns"
-    ip link add "v-$name" type veth peer name eth0 netns "$ns"
-    ip link set "v-$name" netns $PREFIX-hub
-    ip -n "$ns" addr add "$ip/16" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
-    ip -n $PREFIX-hub link set "v-$name" master br0 up
-    local burst=$(( RATE_BITS / 8 / 250 > 65536 ? RATE_BITS / 8 / 250 : 65536 ))
-    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${RATE_BITS}bit" burst "$burst" latency 50ms
-    ip netns exec $PREFIX-hub tc qdisc add dev "v-$name" root tbf rate "${RATE_BITS}bit" burst "$burst" latency 50ms
-}
 
 registry_config() { # FILE ADDR ROOT [PROXY]
     cat > "$1" <<EOF
@@ -112,11 +90,9 @@ wait_http() { # NS URL
 cleanup; set -e
 mkdir -p "$LAB"
 ip route add unreachable $NET.0.0/16
-ip netns add $PREFIX-hub
-ip -n $PREFIX-hub link add br0 type bridge
-ip -n $PREFIX-hub link set br0 up
-make_host o "$ORIGIN_IP"; make_host c "$CACHE_IP"; make_host s "$SEED_IP"
-for i in $(seq 1 "$HOSTS"); do make_host "h$i" "$NET.1.$i"; done
+make_hub
+make_host o "$ORIGIN_IP" "$RATE_BITS"; make_host c "$CACHE_IP" "$RATE_BITS"; make_host s "$SEED_IP" "$RATE_BITS"
+for i in $(seq 1 "$HOSTS"); do make_host "h$i" "$NET.1.$i" "$RATE_BITS"; done
 
 log "making the image (layers $LAYERS) and pushing it to the upstream registry on the origin host"
 DIGEST=$(python3 "$REPO/bench/image-lab/mkimage.py" "$LAB/layout" "$SIZES")
@@ -132,6 +108,23 @@ log "image $IMAGE = $DIGEST, $IMAGE_BYTES bytes in blobs"
 registries_json() { mkdir -p "$1"; echo "{ \"$UPSTREAM\": { \"plainHttp\": true } }" > "$1/registries.json"; }
 
 origin_tx() { ip netns exec $PREFIX-o cat /sys/class/net/eth0/statistics/tx_bytes; }
+
+# A fresh upstream process for every scenario (same storage), and a quiet origin link before the count starts, so no
+# transfer left over from the previous scenario is counted.
+restart_upstream() {
+    pkill -9 -f "docker-registry serve $LAB/upstream.yml" 2>/dev/null || true
+    sleep 0.3
+    ip netns exec $PREFIX-o docker-registry serve "$LAB/upstream.yml" > "$LAB/upstream.log" 2>&1 & disown
+    wait_http $PREFIX-o "http://$UPSTREAM/v2/"
+    local last now
+    last=$(origin_tx)
+    for _ in $(seq 1 30); do
+        sleep 1; now=$(origin_tx)
+        [ $((now - last)) -lt 20000 ] && return 0
+        last=$now
+    done
+    log "warning: the origin link did not go quiet"
+}
 
 # A fresh containerd on every host (a pull measured again needs a fresh root: containerd shares content).
 start_containerds() { # SCENARIO MIRROR_URL|-
@@ -178,6 +171,7 @@ stop_in() { for ns in "$@"; do pids=$(ip netns pids "$PREFIX-$ns" 2>/dev/null); 
 echo "scenario,hosts,image_bytes,rate,mean_s,p50_s,max_s,upstream_bytes,upstream_over_image,failed" > "$CSV"
 for scenario in ${SCENARIOS//,/ }; do
     log "=== $scenario: $HOSTS hosts pull $IMAGE_BYTES bytes over $RATE links"
+    restart_upstream
     mirror=-
     case "$scenario" in
         direct) ;;
@@ -193,6 +187,8 @@ for scenario in ${SCENARIOS//,/ }; do
                 ip netns exec $PREFIX-s $SWARM seed "oci://$IMAGE" --data-dir "$LAB/seed-$scenario" --listen "$SEED_IP:7400" > "$LAB/seed.out" 2> "$LAB/seed.err" & disown
                 for _ in $(seq 1 600); do grep -q '^sha256:' "$LAB/seed.out" 2>/dev/null && break; sleep 0.2; done
                 grep -q '^sha256:' "$LAB/seed.out" || { echo "run.sh: the seed did not finish:" >&2; tail -5 "$LAB/seed.err" >&2; exit 1; }
+                log "preheat: the seed serves $(cat "$LAB/seed.out"); $(tr '\r' '\n' < "$LAB/seed.err" | grep -c . ) lines of log"
+                cp "$LAB/seed.err" "$OUT/seed-$scenario.log" 
             else
                 ip netns exec $PREFIX-s $SWARM node --data-dir "$LAB/seed-$scenario" --listen "$SEED_IP:7400" --mirror off --metrics off > "$LAB/boot.log" 2>&1 & disown
                 for _ in $(seq 1 100); do grep -q 'ready: control socket' "$LAB/boot.log" 2>/dev/null && break; sleep 0.2; done

@@ -46,8 +46,7 @@ for tool in ip tc nginx curl dotnet python3; do
 done
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-to_bytes() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+)\s*([KMG]i?B?)?', sys.argv[1], re.I); u={'':1,'K':1024,'M':1<<20,'G':1<<30}[(m.group(2) or '')[:1].upper()]; print(int(m.group(1))*u)" "$1"; }
-to_bits() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+(?:\.\d+)?)\s*([kmg]?)bit', sys.argv[1], re.I); print(int(float(m.group(1))*{'':1,'k':1e3,'m':1e6,'g':1e9}[m.group(2).lower()]))" "$1"; }
+source "$REPO/bench/lab-lib.sh"
 SIZE_BYTES=$(to_bytes "$SIZE")
 RATE_BITS=$(to_bits "$RATE")
 ORIGIN_BITS=$(to_bits "$ORIGIN_RATE")
@@ -66,12 +65,7 @@ log() { echo "[lab $(date +%H:%M:%S)] $*" >&2; }
 
 cleanup() {
     set +e
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        [ -n "$pids" ] && kill -9 $pids 2>/dev/null
-    done
-    sleep 0.2
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do ip netns del "$ns" 2>/dev/null; done
+    kill_namespaces
     ip route del unreachable $NET.0.0/16 2>/dev/null
     [ -n "${CPU_PID:-}" ] && kill "$CPU_PID" 2>/dev/null
     rm -rf "$LAB"
@@ -88,31 +82,12 @@ build() {
         -o "$BIN" -v q -nologo >/dev/null) || { echo "run.sh: publish failed (dotnet publish Swarm.Cli -r linux-x64 -p:PublishReadyToRun=true)" >&2; exit 1; }
 }
 
-# ns NAME IP RATE_BITS: a namespace whose eth0 is one end of a veth pair, the other end on the hub's bridge; both
-# directions shaped with tbf to the rate.
-make_host() {
-    local name=$1 ip=$2 bits=$3 ns=$PREFIX-$1
-    ip netns add "$ns"
-    ip link add "v-$name" type veth peer name eth0 netns "$ns"
-    ip link set "v-$name" netns $PREFIX-hub
-    ip -n "$ns" addr add "$ip/16" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
-    ip -n $PREFIX-hub link set "v-$name" master br0 up
-    local burst=$(( bits / 8 / 250 > 65536 ? bits / 8 / 250 : 65536 ))
-    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${bits}bit" burst "$burst" latency 50ms
-    ip netns exec $PREFIX-hub tc qdisc add dev "v-$name" root tbf rate "${bits}bit" burst "$burst" latency 50ms
-}
-
 setup_lab() {
     local n=$1
     cleanup; set -e
     mkdir -p "$LAB/www"
     ip route add unreachable $NET.0.0/16   # nothing addressed to the lab may leave through the default route
-    ip netns add $PREFIX-hub
-    ip -n $PREFIX-hub link add br0 type bridge
-    ip -n $PREFIX-hub link set br0 up
-    ip -n $PREFIX-hub link set lo up
+    make_hub
     make_host o "$ORIGIN_IP" "$ORIGIN_BITS"
     for i in $(seq 1 "$n"); do make_host "h$i" "$NET.1.$i" "$RATE_BITS"; done
     log "making the $SIZE file"

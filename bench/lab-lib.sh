@@ -1,0 +1,44 @@
+# Shared by the lab scripts (bench/swarm-lab/run.sh, bench/image-lab/run.sh): sourced, not run.
+# Expects PREFIX (namespace name prefix) and LAB (scratch directory) to be set by the caller.
+
+# 256MiB -> bytes; 50mbit -> bits per second
+to_bytes() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+)\s*([KMG]i?B?)?', sys.argv[1], re.I); u={'':1,'K':1024,'M':1<<20,'G':1<<30}[(m.group(2) or '')[:1].upper()]; print(int(m.group(1))*u)" "$1"; }
+to_bits() { python3 -c "import re,sys; m=re.fullmatch(r'(\d+(?:\.\d+)?)\s*([kmg]?)bit', sys.argv[1], re.I); print(int(float(m.group(1))*{'':1,'k':1e3,'m':1e6,'g':1e9}[m.group(2).lower()]))" "$1"; }
+
+# make_hub: the namespace $PREFIX-hub holding the bridge br0 every host's veth is attached to.
+make_hub() {
+    ip netns add "$PREFIX-hub"
+    ip -n "$PREFIX-hub" link add br0 type bridge
+    ip -n "$PREFIX-hub" link set br0 up
+    ip -n "$PREFIX-hub" link set lo up
+}
+
+# make_host NAME IP BITS: a namespace $PREFIX-NAME whose eth0 is one end of a veth pair, the other end on the hub's
+# bridge; both directions shaped with tbf to BITS per second.
+make_host() {
+    local name=$1 ip=$2 bits=$3 ns=$PREFIX-$1
+    ip netns add "$ns"
+    ip link add "v-$name" type veth peer name eth0 netns "$ns"
+    ip link set "v-$name" netns "$PREFIX-hub"
+    ip -n "$ns" addr add "$ip/16" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+    ip -n "$PREFIX-hub" link set "v-$name" master br0 up
+    local burst=$(( bits / 8 / 250 > 65536 ? bits / 8 / 250 : 65536 ))
+    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${bits}bit" burst "$burst" latency 50ms
+    ip netns exec "$PREFIX-hub" tc qdisc add dev "v-$name" root tbf rate "${bits}bit" burst "$burst" latency 50ms
+}
+
+# kill_namespaces: kills every process in the lab's namespaces and deletes them.
+kill_namespaces() {
+    local ns pids
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do
+        pids=$(ip netns pids "$ns" 2>/dev/null)
+        [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+    done
+    sleep 0.3
+    # containerd's snapshots are mounts under the lab directory
+    grep " $LAB/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do ip netns del "$ns" 2>/dev/null; done
+    return 0
+}
