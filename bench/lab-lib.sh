@@ -42,3 +42,28 @@ kill_namespaces() {
     for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-"); do ip netns del "$ns" 2>/dev/null; done
     return 0
 }
+
+# CPU use over the scenario from /proc/stat samples once a second: busy fraction (average and 90th percentile) and how
+# the busy time splits into user (processes), system (syscalls) and softirq (the kernel moving packets: veth, bridge, tbf).
+cpu_start() {
+    ( while true; do head -1 /proc/stat; sleep 1; done ) > "$LAB/cpu.samples" &
+    CPU_PID=$!
+}
+cpu_stop() {
+    kill "$CPU_PID" 2>/dev/null; wait "$CPU_PID" 2>/dev/null || true; CPU_PID=""
+    python3 - "$LAB/cpu.samples" <<'EOF2'
+import sys
+rows=[list(map(int,l.split()[1:9])) for l in open(sys.argv[1]) if l.startswith("cpu ")]
+fr=[]; tot=[0]*8
+for a,b in zip(rows,rows[1:]):
+    d=[y-x for x,y in zip(a,b)]
+    for k in range(8): tot[k]+=d[k]
+    all_=sum(d) or 1
+    fr.append((all_-d[3]-d[4])/all_)
+all_=sum(tot) or 1
+busy=(all_-tot[3]-tot[4])/all_
+p90=sorted(fr)[int(0.9*(len(fr)-1))] if fr else 0
+print(f"{busy:.2f} {p90:.2f} {(tot[0]+tot[1])/all_:.2f} {tot[2]/all_:.2f} {(tot[5]+tot[6])/all_:.2f}")
+EOF2
+}
+

@@ -62,6 +62,7 @@ cleanup() {
     set +e
     kill_namespaces
     ip route del unreachable $NET.0.0/16 2>/dev/null
+    [ -n "${CPU_PID:-}" ] && kill "$CPU_PID" 2>/dev/null
     rm -rf "$LAB"
 }
 trap cleanup EXIT
@@ -168,7 +169,7 @@ pull_all() { # SCENARIO: every host pulls at once; prints each host's seconds
 
 stop_in() { for ns in "$@"; do pids=$(ip netns pids "$PREFIX-$ns" 2>/dev/null); [ -n "$pids" ] && kill -9 $pids 2>/dev/null; done; sleep 0.3; return 0; }
 
-echo "scenario,hosts,image_bytes,rate,mean_s,p50_s,max_s,upstream_bytes,upstream_over_image,failed" > "$CSV"
+echo "scenario,hosts,image_bytes,rate,mean_s,p50_s,max_s,upstream_bytes,upstream_over_image,failed,cpu_busy" > "$CSV"
 for scenario in ${SCENARIOS//,/ }; do
     log "=== $scenario: $HOSTS hosts pull $IMAGE_BYTES bytes over $RATE links"
     restart_upstream
@@ -206,7 +207,12 @@ for scenario in ${SCENARIOS//,/ }; do
     esac
     start_containerds "$scenario" "$mirror"
     before=$(origin_tx)
+    cpu_start
+    ip netns exec $PREFIX-hub python3 "$REPO/bench/swarm-lab/timeline.py" "$OUT/timeline-$scenario.csv" "$RATE_BITS" o,c,s &
+    TIMELINE_PID=$!
     mapfile -t times < <(pull_all "$scenario")
+    kill "$TIMELINE_PID" 2>/dev/null || true
+    cpu=$(cpu_stop)
     after=$(origin_tx)
     failed=0
     for i in $(seq 1 "$HOSTS"); do
@@ -216,15 +222,15 @@ for scenario in ${SCENARIOS//,/ }; do
         cp "$LAB/h$i/node-$scenario.log" "$OUT/logs-$scenario/h$i-node.log" 2>/dev/null || true
     done
     { echo "host,seconds"; for i in "${!times[@]}"; do echo "h$((i + 1)),${times[$i]}"; done; } > "$OUT/hosts-$scenario.csv"
-    python3 - "$scenario" "$HOSTS" "$IMAGE_BYTES" "$RATE" "$((after - before))" "$failed" "${times[@]}" <<'EOF' | tee -a "$CSV"
+    python3 - "$scenario" "$HOSTS" "$IMAGE_BYTES" "$RATE" "$((after - before))" "$failed" "${cpu%% *}" "${times[@]}" <<'EOF' | tee -a "$CSV"
 import sys, statistics, math
-scenario, n, size, rate, up, failed = sys.argv[1:7]
-t = [float(x) for x in sys.argv[7:]]
+scenario, n, size, rate, up, failed, cpu = sys.argv[1:8]
+t = [float(x) for x in sys.argv[8:]]
 ok = [x for x in t if not math.isnan(x)]
 mean = statistics.mean(ok) if ok else float("nan")
 p50 = statistics.median(ok) if ok else float("nan")
 mx = max(ok) if ok else float("nan")
-print(f"{scenario},{n},{size},{rate},{mean:.2f},{p50:.2f},{mx:.2f},{up},{int(up)/int(size):.3f},{failed}")
+print(f"{scenario},{n},{size},{rate},{mean:.2f},{p50:.2f},{mx:.2f},{up},{int(up)/int(size):.3f},{failed},{cpu}")
 EOF
     # containerd and the nodes of this scenario go; the next one starts from nothing.
     for i in $(seq 1 "$HOSTS"); do stop_in "h$i"; done
@@ -236,10 +242,10 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 rate, size, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ideal = size * 8 / rate
 names = {"direct": "straight from the upstream", "cache": "docker-registry pull-through cache", "swarm": "Swarm (cold, no preheat)", "preheat": "Swarm after `swarm seed oci://`"}
-print(f"| {n} hosts pull {size / 2**20:.0f} MiB at once | mean pull | slowest pull | slowest / one pull alone ({ideal:.1f} s) | upstream sent |")
-print("| --- | --- | --- | --- | --- |")
+print(f"| {n} hosts pull {size / 2**20:.0f} MiB at once | mean pull | slowest pull | slowest / one pull alone ({ideal:.1f} s) | upstream sent | CPU busy |")
+print("| --- | --- | --- | --- | --- | --- |")
 for r in rows:
-    print(f"| {names.get(r['scenario'], r['scenario'])} | {float(r['mean_s']):.1f} s | {float(r['max_s']):.1f} s | {float(r['max_s']) / ideal:.2f}x | {float(r['upstream_over_image']):.2f}x the image |"
+    print(f"| {names.get(r['scenario'], r['scenario'])} | {float(r['mean_s']):.1f} s | {float(r['max_s']):.1f} s | {float(r['max_s']) / ideal:.2f}x | {float(r['upstream_over_image']):.2f}x the image | {r['cpu_busy']} |"
           + (f" ({r['failed']} failed)" if r['failed'] != '0' else ""))
 EOF
 log "results: $CSV, $OUT/table.md"

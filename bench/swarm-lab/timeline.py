@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Run inside the hub namespace: once a second, how fast the origin and the hosts upload and download (from the hub's
 veth counters: rx on v-X is what host X sent), and how busy the CPU is. Writes CSV lines until killed.
-usage: timeline.py OUT.csv LINK_BITS"""
+usage: timeline.py OUT.csv LINK_BITS [SOURCES]   (SOURCES: comma-separated hosts counted as the origin, default o;
+hosts are the h* links)"""
 import os
 import sys
 import time
 
 out, link = sys.argv[1], float(sys.argv[2])
+sources = sys.argv[3].split(",") if len(sys.argv) > 3 else ["o"]
 nets = "/sys/class/net"
 
 
@@ -34,8 +36,8 @@ with open(out, "w", buffering=1) as w:
         dt_all, dt_idle = nc[0] - pc[0], nc[1] - pc[1]
         up = {k: (now[k][0] - prev[k][0]) * 8 / 1e6 for k in now if k in prev}
         down = {k: (now[k][1] - prev[k][1]) * 8 / 1e6 for k in now if k in prev}
-        hosts = [k for k in up if k != "o"]
+        hosts = [k for k in up if k.startswith("h")]
         hu, hd = sum(up[k] for k in hosts), sum(down[k] for k in hosts)
         cap = len(hosts) * link / 1e6 or 1
-        w.write(f"{time.time() - start:.0f},{up.get('o', 0):.1f},{hu:.1f},{hd:.1f},{hu / cap:.2f},{hd / cap:.2f},{(dt_all - dt_idle) / max(dt_all, 1):.2f}\n")
+        w.write(f"{time.time() - start:.0f},{sum(up.get(k, 0) for k in sources):.1f},{hu:.1f},{hd:.1f},{hu / cap:.2f},{hd / cap:.2f},{(dt_all - dt_idle) / max(dt_all, 1):.2f}\n")
         prev, pc = now, nc
