@@ -201,4 +201,38 @@ public class ContainerImageTests
         Assert.Equal(1, badMirror.ExitCode);
         Assert.Contains("--mirror", badMirror.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ABlobStreamsToTheClientWhileTheUpstreamIsStillSendingIt()
+    {
+        using var dir = new TempDirectory();
+        var blob = new byte[8 * MiB];
+        new Random(84).NextBytes(blob);
+        string digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(blob));
+        // A slow upstream: 64 KiB every 15 ms, about 4 MB/s, so the blob takes about 2 s to send.
+        await using var upstream = new CountingOrigin { ChunkDelay = TimeSpan.FromMilliseconds(15) };
+        upstream.Serve($"/v2/demo/app/blobs/{digest}", blob);
+        string host = $"127.0.0.1:{upstream.Port}";
+        var node = await StartNodeAsync(dir.Combine("n"), host);
+        await using var _n = node.Process;
+
+        using var http = new HttpClient { Timeout = Timeout };
+        using var response = await http.GetAsync($"{node.Mirror}/v2/demo/app/blobs/{digest}?ns={host}", HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(blob.Length, response.Content.Headers.ContentLength);
+        await using var body = await response.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken);
+        var received = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        long upstreamSentAtFirstMiB = -1;
+        int n;
+        while ((n = await body.ReadAsync(buffer, TestContext.Current.CancellationToken)) > 0)
+        {
+            received.Write(buffer, 0, n);
+            if (upstreamSentAtFirstMiB < 0 && received.Length >= MiB) upstreamSentAtFirstMiB = upstream.BytesSent;
+        }
+        Assert.Equal(blob, received.ToArray());
+        // The first MiB reached the client while most of the blob was still on its way from the upstream.
+        Assert.InRange(upstreamSentAtFirstMiB, MiB, blob.Length / 2);
+        AssertNoCrash(node.Process);
+    }
 }

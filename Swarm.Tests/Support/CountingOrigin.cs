@@ -98,6 +98,7 @@ public sealed class CountingOrigin : IAsyncDisposable
             string etag = "\"" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body).AsSpan(0, 8)) + "\"";
             string extra = $"ETag: {etag}\r\n" + (SupportsRanges ? "Accept-Ranges: bytes\r\n" : "") + (from > 0 ? $"Content-Range: bytes {from}-{body.Length - 1}/{body.Length}\r\n" : "");
             await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status}\r\nContent-Length: {body.Length - from}\r\n{extra}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"), _stop.Token);
+            if (requestLine[0] == "HEAD") return;
             long cut = Interlocked.Exchange(ref _cutAfter, -1);
             long sent = 0;
             for (int at = from; at < body.Length; at += 65536)
