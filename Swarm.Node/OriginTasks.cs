@@ -72,7 +72,7 @@ public static class OriginTasks
         while (first < layout.PieceCount && content.Verified[first]) first++;
         if (first < layout.PieceCount)
         {
-            using var guard = new UplinkGuard(node.Engine, () => content.VerifiedBytes);
+            using var guard = UplinkGuard.Enter(node.Engine, () => content.VerifiedBytes);
             await ReadPiecesAsync(node, url, origin, response, content, swarm, first, progress, cancellationToken).ConfigureAwait(false);
         }
         else
@@ -275,36 +275,83 @@ public sealed class DigestMismatchException : Exception
 /// </summary>
 internal sealed class UplinkGuard : IDisposable
 {
+    // One guard per engine, shared by every ingest it runs at once (an image's layers are ingested together): the ingest
+    // rate it watches is theirs together, and the node's own limit is restored only when the last one ends.
+    private static readonly Dictionary<Swarm.Core.Exchange.SwarmEngine, UplinkGuard> Guards = [];
+
     private readonly Swarm.Core.Exchange.SwarmEngine _engine;
-    private readonly Func<long> _ingested;
+    private readonly List<Source> _sources = [];
     private readonly long _configuredUpload;
     private readonly Timer _timer;
-    private long _lastIngested, _lastUploaded;
+    private long _lastUploaded;
     private double _best, _cap;
 
-    public UplinkGuard(Swarm.Core.Exchange.SwarmEngine engine, Func<long> ingested)
+    private sealed class Source(Func<long> ingested)
     {
-        _engine = engine;
-        _ingested = ingested;
-        _configuredUpload = engine.UploadRate;
-        _lastIngested = ingested();
-        _lastUploaded = engine.TotalBytesUploaded;
-        _timer = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        public readonly Func<long> Ingested = ingested;
+        public long Last = ingested();
     }
 
-    public UplinkGuard(Swarm.Core.Exchange.SwarmEngine engine) // for tests: fed through Observe, no timer
+    private UplinkGuard(Swarm.Core.Exchange.SwarmEngine engine, bool timer)
     {
         _engine = engine;
-        _ingested = () => 0;
         _configuredUpload = engine.UploadRate;
-        _timer = new Timer(_ => { });
+        _lastUploaded = engine.TotalBytesUploaded;
+        _timer = timer ? new Timer(_ => Tick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1)) : new Timer(_ => { });
+    }
+
+    public UplinkGuard(Swarm.Core.Exchange.SwarmEngine engine) : this(engine, timer: false) { } // for tests: fed through Observe
+
+    /// <summary>Starts guarding an ingest (<paramref name="ingested"/>: its bytes so far); dispose the result when it ends.</summary>
+    public static IDisposable Enter(Swarm.Core.Exchange.SwarmEngine engine, Func<long> ingested)
+    {
+        var source = new Source(ingested);
+        UplinkGuard guard;
+        lock (Guards)
+        {
+            if (!Guards.TryGetValue(engine, out guard!)) Guards[engine] = guard = new UplinkGuard(engine, timer: true);
+            lock (guard._sources) guard._sources.Add(source);
+        }
+        return new Lease(guard, source);
+    }
+
+    private sealed class Lease(UplinkGuard guard, Source source) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            lock (Guards)
+            {
+                bool last;
+                lock (guard._sources)
+                {
+                    guard._sources.Remove(source);
+                    last = guard._sources.Count == 0;
+                    guard._best = 0; // fewer ingests now: their rate together is learnt again, not compared with the old best
+                }
+                if (!last) return;
+                Guards.Remove(guard._engine);
+            }
+            guard.Dispose();
+        }
     }
 
     private void Tick()
     {
-        long ingested = _ingested(), uploaded = _engine.TotalBytesUploaded;
-        double ingestRate = ingested - _lastIngested, uploadRate = uploaded - _lastUploaded;
-        _lastIngested = ingested;
+        double ingestRate = 0;
+        lock (_sources)
+        {
+            foreach (var s in _sources)
+            {
+                long now = s.Ingested();
+                ingestRate += now - s.Last;
+                s.Last = now;
+            }
+        }
+        long uploaded = _engine.TotalBytesUploaded;
+        double uploadRate = uploaded - _lastUploaded;
         _lastUploaded = uploaded;
         Observe(ingestRate, uploadRate);
     }
