@@ -36,6 +36,63 @@ public sealed class OciContent : IDisposable
         _fromOrigin = fromOrigin ?? (_ => { });
         Directory.CreateDirectory(Path.Combine(directory, "tags"));
         LoadIndex();
+        _republishing = Task.Run(RepublishLoopAsync);
+    }
+
+    private readonly Task _republishing;
+
+    /// <summary>How often this node publishes again the pointers of every digest it holds (pointer records live 24 h).</summary>
+    public static readonly TimeSpan RepublishInterval = TimeSpan.FromHours(6);
+
+    private async Task RepublishLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(RepublishInterval, _stop.Token).ConfigureAwait(false);
+                int n = await RepublishAsync(_stop.Token).ConfigureAwait(false);
+                _logger.LogInformation("mirror: published the pointers of {Count} digest(s) again", n);
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (ObjectDisposedException) { }
+    }
+
+    private async Task PublishQuietlyAsync(string digest, ContentId id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _logger.LogDebug("mirror: publishing the pointer of {Digest} failed: {Error}", digest, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Publishes "digest → content" for every digest this node holds complete and verified, so the pointers outlive their
+    /// 24-hour records and the node that first ingested them. Returns how many it published.
+    /// </summary>
+    public async Task<int> RepublishAsync(CancellationToken cancellationToken)
+    {
+        int published = 0;
+        foreach (var digest in _digests.Keys.ToList())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (Local(digest) is not { } content) continue;
+            try
+            {
+                await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), content.Id, cancellationToken).ConfigureAwait(false);
+                published++;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _logger.LogWarning("mirror: publishing the pointer of {Digest} failed: {Error}", digest, e.Message);
+            }
+        }
+        return published;
     }
 
     /// <summary>Counts bytes read from a registry outside a blob fetch (manifests resolved by tag).</summary>
@@ -186,6 +243,8 @@ public sealed class OciContent : IDisposable
             }
             Remember(fetch.Digest, content.Id);
             if (upstream.HasCredentials) await MarkPrivateAsync(fetch.Digest, ct).ConfigureAwait(false);
+            // A node that verified a blob from the swarm vouches for it too: the pointer outlives the node that ingested it.
+            if (!result.FromOrigin && !content.Manifest.IsLive) _ = PublishQuietlyAsync(fetch.Digest, content.Id, ct);
             fetch.Complete(content);
             _logger.LogInformation("mirror: {Digest} ({Bytes} bytes) from {Source}", fetch.Digest, content.Layout.Length, result.FromOrigin ? "the upstream" : "the swarm");
         }
