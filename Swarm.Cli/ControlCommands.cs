@@ -64,12 +64,12 @@ internal static class ControlCommands
             foreach (var t in tasks)
                 Console.Out.WriteLine($"{t.Id,-12} {t.State,-11} {(t.Total > 0 ? 100.0 * t.Verified / t.Total : 0),7:0.0}% {Units.Bytes(t.Total),10} {t.Peers,5}  {t.Request.Source}{(t.Error != null ? "  (" + t.Error + ")" : "")}");
             Console.Out.WriteLine();
-            Console.Out.WriteLine($"{"CONTENT",-20} {"STATE",-9} {"PROGRESS",-8} {"SIZE",10} {"PEERS",5} {"UPLOADED",10}  LAST USED");
+            Console.Out.WriteLine($"{"CONTENT",-20} {"STATE",-9} {"PROGRESS",-8} {"SIZE",10} {"PEERS",5} {"UPLOADED",10}  LAST USED             IMAGE DIGEST");
             foreach (var c in content)
             {
                 string state = c.Complete ? (c.Live ? "live" : "complete") : "partial";
                 if (c.InUse) state += "*";
-                Console.Out.WriteLine($"{c.Id[..Math.Min(20, c.Id.Length)],-20} {state,-9} {(c.Length > 0 ? 100.0 * c.Verified / c.Length : 100),7:0.0}% {Units.Bytes(c.Length),10} {c.Peers,5} {Units.Bytes(c.Uploaded),10}  {c.LastUsed:yyyy-MM-dd HH:mm:ss}Z");
+                Console.Out.WriteLine($"{c.Id[..Math.Min(20, c.Id.Length)],-20} {state,-9} {(c.Length > 0 ? 100.0 * c.Verified / c.Length : 100),7:0.0}% {Units.Bytes(c.Length),10} {c.Peers,5} {Units.Bytes(c.Uploaded),10}  {c.LastUsed:yyyy-MM-dd HH:mm:ss}Z{(c.Digest != null ? "  " + c.Digest : "")}");
             }
         }).ConfigureAwait(false));
         return command;

@@ -17,7 +17,11 @@ public sealed record StatusInfo(string NodeId, string Listen, string DataDirecto
     long Quota, long UploadRate, long DownloadRate, int TasksRunning, long BytesFromPeers, long BytesFromOrigin, long BytesUploaded, double UptimeSeconds);
 
 /// <summary>One store entry, as <c>swarm ls</c> shows it.</summary>
-public sealed record ContentInfo(string Id, long Length, long Verified, bool Complete, bool Live, int Peers, long Uploaded, DateTime LastUsed, bool InUse, string[] Tasks);
+public sealed record ContentInfo(string Id, long Length, long Verified, bool Complete, bool Live, int Peers, long Uploaded, DateTime LastUsed, bool InUse, string[] Tasks)
+{
+    /// <summary>The OCI digest this content is (a blob or manifest the registry mirror or a preheat holds), if any.</summary>
+    public string? Digest { get; init; }
+}
 
 /// <summary>Rate limits to set at run time (<c>swarm limit</c>): e.g. 10MiB/s, 100mbit, 0 for none; null leaves one as it is.</summary>
 public sealed record LimitsRequest(string? UploadRate, string? DownloadRate);
@@ -148,6 +152,7 @@ public static class NodeHost
             var n = r.Node;
             var inUse = r.InUse;
             var tasks = r.Tasks;
+            var digests = r.OciDigests;
             var list = new List<ContentInfo>();
             foreach (var id in n.Store.List())
             {
@@ -170,7 +175,8 @@ public static class NodeHost
                 }
                 string uri = id.ToUri();
                 list.Add(new ContentInfo(uri, length, verified, complete, live, swarm?.PeerCount ?? 0, swarm?.BytesUploaded ?? 0, n.Store.LastUsed(id),
-                    inUse.Contains(id) || swarm?.IsDownloading == true, [.. tasks.Where(t => t.ContentId == uri).Select(t => t.Id)]));
+                    inUse.Contains(id) || swarm?.IsDownloading == true, [.. tasks.Where(t => t.ContentId == uri).Select(t => t.Id)])
+                { Digest = digests.GetValueOrDefault(id) });
             }
             return Results.Json(list.OrderByDescending(c => c.LastUsed));
         });

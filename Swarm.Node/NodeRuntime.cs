@@ -109,6 +109,9 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     private Mirror.OciContent? _oci;
     private Mirror.Registries? _registries;
 
+    /// <summary>Content id → OCI digest, for what the mirror and preheats hold.</summary>
+    public IReadOnlyDictionary<ContentId, string> OciDigests => _oci?.Digests ?? new Dictionary<ContentId, string>();
+
     /// <summary>Counts bytes read from an origin outside a task (the registry mirror's ingests).</summary>
     public void AddOriginBytes(long bytes) => Interlocked.Add(ref _fromOrigin, bytes);
 

@@ -136,6 +136,17 @@ public sealed class OciContent : IDisposable
         }
     }
 
+    /// <summary>Content id → digest of everything this node has verified against a digest.</summary>
+    public IReadOnlyDictionary<ContentId, string> Digests
+    {
+        get
+        {
+            var map = new Dictionary<ContentId, string>();
+            foreach (var (digest, id) in _digests) map[id] = digest;
+            return map;
+        }
+    }
+
     /// <summary>Records that a verified content is the blob with this digest.</summary>
     public void Remember(string digest, ContentId id)
     {

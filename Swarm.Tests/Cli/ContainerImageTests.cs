@@ -136,6 +136,12 @@ public class ContainerImageTests
             long blobs = image.Layers.Sum(l => l.Size) + image.Config.Size;
             Assert.InRange(samples["swarm_bytes_downloaded_total{source=\"origin\"}"], blobs + image.Manifest.Size, blobs + 2 * image.Manifest.Size);
         }
+        // swarm ls shows which image blob each stored content is.
+        await using var ls = await SwarmProcess.RunAsync(Timeout, "ls", "--json", "--data-dir", dir.Combine("n"));
+        Assert.True(ls.ExitCode == 0, ls.ToString());
+        var listed = JsonDocument.Parse(ls.Stdout).RootElement.GetProperty("content").EnumerateArray()
+            .Select(c => c.TryGetProperty("digest", out var d) ? d.GetString() : null).ToList();
+        foreach (var blob in image.AllBlobs) Assert.Contains(blob.Digest, listed);
         foreach (var name in blobsMirror)
             Assert.Equal(File.ReadAllBytes(Path.Combine(dir.Combine("direct"), "blobs", "sha256", name!)),
                 File.ReadAllBytes(Path.Combine(dir.Combine("via-mirror"), "blobs", "sha256", name!)));
