@@ -83,6 +83,11 @@ public sealed class RegistryMirror
             return;
         }
         string rest = path[4..];
+        if (rest.EndsWith("/tags/list", StringComparison.Ordinal))
+        {
+            await TagListAsync(context, rest[..^"/tags/list".Length], head).ConfigureAwait(false);
+            return;
+        }
         int m = rest.LastIndexOf("/manifests/", StringComparison.Ordinal);
         int b = rest.LastIndexOf("/blobs/", StringComparison.Ordinal);
         bool isManifest = m > b;
@@ -135,6 +140,39 @@ public sealed class RegistryMirror
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // the client went away
+        }
+    }
+
+    /// <summary>The tag list is the upstream's (passed through, with its paging); tags never come from peers.</summary>
+    private async Task TagListAsync(HttpContext context, string name, bool head)
+    {
+        if (!Oci.IsValidName(name))
+        {
+            await ErrorAsync(context, 400, "NAME_INVALID", $"'{name}' is not a valid repository name").ConfigureAwait(false);
+            return;
+        }
+        string? ns = context.Request.Query["ns"];
+        var upstream = _registries.Client(string.IsNullOrWhiteSpace(ns) ? _defaultUpstream : ns!);
+        var query = string.Join("&", context.Request.Query.Where(q => q.Key is "n" or "last").Select(q => $"{q.Key}={Uri.EscapeDataString(q.Value.ToString())}"));
+        try
+        {
+            using var answer = await upstream.SendAsync(HttpMethod.Get, new Uri(upstream.BaseUri, $"/v2/{name}/tags/list{(query.Length > 0 ? "?" + query : "")}"), name,
+                ["application/json"], context.RequestAborted).ConfigureAwait(false);
+            if (!answer.IsSuccessStatusCode)
+            {
+                await ErrorAsync(context, 404, "NAME_UNKNOWN", $"{upstream.Registry} answered {(int)answer.StatusCode} for the tags of {name}").ConfigureAwait(false);
+                return;
+            }
+            byte[] body = await answer.Content.ReadAsByteArrayAsync(context.RequestAborted).ConfigureAwait(false);
+            if (body.Length > Oci.MaxManifestBytes * 4) throw new RegistryException(RegistryFailure.Invalid, $"{upstream.Registry} sent a tag list of {body.Length:N0} bytes");
+            context.Response.ContentType = "application/json";
+            if (answer.Headers.TryGetValues("Link", out var link)) context.Response.Headers["Link"] = link.ToArray();
+            context.Response.ContentLength = body.Length;
+            if (!head) await context.Response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            await ErrorAsync(context, 404, "NAME_UNKNOWN", $"the tags of {name} come only from {upstream.Registry}: {e.Message}").ConfigureAwait(false);
         }
     }
 

@@ -251,6 +251,24 @@ public sealed class RegistryMirrorTests(RegistryMirrorFixture lab) : IClassFixtu
     }
 
     [Fact]
+    public async Task TheTagListIsTheUpstreamsAndAnUnknownRepositoryIs404()
+    {
+        using var get = await SendAsync(HttpMethod.Get, $"{lab.MirrorUrl}/v2/demo/app/tags/list{lab.Ns}");
+        Assert.Equal(HttpStatusCode.OK, get.StatusCode);
+        using (var tags = System.Text.Json.JsonDocument.Parse(await get.Content.ReadAsStringAsync(Ct)))
+        {
+            Assert.Equal("demo/app", tags.RootElement.GetProperty("name").GetString());
+            Assert.Contains("v1", tags.RootElement.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        }
+        using var missing = await SendAsync(HttpMethod.Get, $"{lab.MirrorUrl}/v2/demo/nothing-here/tags/list{lab.Ns}");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Contains("NAME_UNKNOWN", await missing.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        using var bad = await SendAsync(HttpMethod.Get, $"{lab.MirrorUrl}/v2/Demo/tags/list");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        AssertNodeHealthy();
+    }
+
+    [Fact]
     public async Task UnknownBlobsManifestsAndTagsAre404WithTheirCodesQuickly()
     {
         var cases = new (HttpMethod Method, string Url, string? Code)[]
