@@ -39,6 +39,7 @@ internal static class NodeCommand
                 }
                 if (parse.GetValue(verbose)) flags["log-level"] = "debug";
                 var config = NodeConfig.Load(DataDirectory.Resolve(parse.GetValue(dataDir)), flags);
+                Swarm.Node.Mirror.Registries.Load(config.RegistryConfig).Dispose(); // checked now: a bad file is a configuration error
                 if (config.Metrics != null && config.MetricsIsDefault && !PortFree(config.Metrics))
                 {
                     Console.Error.WriteLine($"swarm: node: the default metrics address {config.Metrics} is taken (another node on this host?); running without metrics. Give --metrics IP:PORT to choose one.");

@@ -118,6 +118,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(Config.DataDirectory);
+        _registries = Swarm.Node.Mirror.Registries.Load(Config.RegistryConfig); // a bad file stops the start before anything listens
         _node = await LocalNode.StartAsync(Config.DataDirectory, Config.EngineOptions(), _logger, Config.Listen, Config.Bootstrap, cancellationToken).ConfigureAwait(false);
         int served = 0;
         foreach (var id in _node.Store.List())
@@ -140,7 +141,6 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             await _node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
             served++;
         }
-        _registries = Swarm.Node.Mirror.Registries.Load(Config.RegistryConfig);
         _oci = new Mirror.OciContent(_node, Path.Combine(Config.DataDirectory, "mirror"), _logger, AddOriginBytes);
         if (Config.Mirror != null) Mirror = new Mirror.RegistryMirror(_node, _oci, _registries, Config.Upstream, _logger);
         int resumed = 0;

@@ -201,6 +201,21 @@ public class NodeServiceTests
     }
 
     [Fact]
+    public async Task ABadRegistryFileStopsTheNodeBeforeItListens()
+    {
+        using var dir = new TempDirectory();
+        string data = dir.Combine("node");
+        Directory.CreateDirectory(data);
+        File.WriteAllText(Path.Combine(data, "registries.json"), "{ \"registry.example\": { \"user\": \"ci\", \"password\": \"x\" } }");
+        await using var node = SwarmProcess.Start("node", "--data-dir", data, "--listen", "127.0.0.1:0", "--metrics", "off", "--mirror", "off");
+        await node.WaitForExitAsync(Timeout);
+        Assert.Equal(1, node.ExitCode);
+        Assert.Contains("registries.json", node.Stderr, StringComparison.Ordinal);
+        Assert.Contains("\"user\" is not a known setting", node.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("listening", node.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TheUploadLimitHoldsOverTenSecondsAndChangesAtRunTime()
     {
         using var dir = new TempDirectory();
