@@ -58,19 +58,9 @@ IMAGE=$UPSTREAM/bench/app:v1
 
 log() { echo "[image-lab $(date +%H:%M:%S)] $*" >&2; }
 
-cleanup() {
-    set +e
-    kill_namespaces
-    ip route del unreachable $NET.0.0/16 2>/dev/null
-    [ -n "${CPU_PID:-}" ] && kill "$CPU_PID" 2>/dev/null
-    rm -rf "$LAB"
-}
-trap cleanup EXIT
-trap 'log "interrupted: cleaning up"; exit 130' INT TERM
+install_cleanup
 
-log "publishing swarm (Release, ReadyToRun) to $BIN"
-(cd "$REPO" && dotnet publish Swarm.Cli/Swarm.Cli.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-    -o "$BIN" -v q -nologo >/dev/null) || { echo "run.sh: publish failed" >&2; exit 1; }
+publish_swarm
 
 registry_config() { # FILE ADDR ROOT [PROXY]
     cat > "$1" <<EOF

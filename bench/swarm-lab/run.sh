@@ -63,25 +63,9 @@ URL="http://$ORIGIN_IP:8080/file.bin"
 
 log() { echo "[lab $(date +%H:%M:%S)] $*" >&2; }
 
-cleanup() {
-    set +e
-    kill_namespaces
-    ip route del unreachable $NET.0.0/16 2>/dev/null
-    [ -n "${CPU_PID:-}" ] && kill "$CPU_PID" 2>/dev/null
-    rm -rf "$LAB"
-}
-trap cleanup EXIT
-trap 'log "interrupted: cleaning up"; exit 130' INT TERM
+install_cleanup
 
 BIN=/tmp/swarm-lab-bin
-build() {
-    # Published ReadyToRun, as deployed: twelve processes starting at once on two cores otherwise spend a large share of
-    # the run in the JIT (measured: a third of all CPU in the first 20 s).
-    log "publishing swarm (Release, ReadyToRun) to $BIN"
-    (cd "$REPO" && dotnet publish Swarm.Cli/Swarm.Cli.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-        -o "$BIN" -v q -nologo >/dev/null) || { echo "run.sh: publish failed (dotnet publish Swarm.Cli -r linux-x64 -p:PublishReadyToRun=true)" >&2; exit 1; }
-}
-
 setup_lab() {
     local n=$1
     cleanup; set -e
@@ -156,7 +140,7 @@ EOF
     fi
 }
 
-build
+publish_swarm
 echo "scenario,hosts,size_bytes,rate,p50_s,p100_s,bound_s,p100_over_bound,origin_bytes,origin_over_size,cpu_busy,cpu_busy_p90,cpu_user,cpu_system,cpu_softirq,failed" > "$CSV"
 IFS=, read -r -a NS <<< "$HOSTS"
 for n in "${NS[@]}"; do
