@@ -947,13 +947,16 @@ public sealed class ContentSwarm : IAsyncDisposable
 
     internal void OnSeal(PeerSession session, Seal seal)
     {
-        if (SealSignature != null || Content is not { Manifest.IsLive: true }) return;
+        // A seal can come before the manifest does (a peer that already holds it sends it right after the handshake):
+        // keep it as a candidate then too; TrySeal checks it once the content is complete.
+        var content = Content;
+        if (SealSignature != null || content is { Manifest.IsLive: false }) return;
         lock (_sync)
         {
             if (_sealCandidates.Count >= MaxSealCandidates || _sealCandidates.Any(c => c.AsSpan().SequenceEqual(seal.Signature))) return;
             _sealCandidates.Add(seal.Signature);
         }
-        if (Content!.IsComplete) TrySeal();
+        if (Content is { IsComplete: true }) TrySeal();
     }
 
     /// <summary>With the live content complete, turns it into its sealed entry using a received seal that checks out.</summary>

@@ -102,4 +102,32 @@ public class LiveIngestTests
         Assert.Equal(new Manifest(data.Length, layout.PieceSize, hashes, ingester.PublicKey).Id, sealedManifest.Id);
         Assert.Null(Manifest.Live(data.Length, layout.PieceSize, ingester.PublicKey, taskKey, "v").Seal()); // hashes missing
     }
+
+    [Fact]
+    public async Task ALiveIdFetchedAfterItsIngesterSealedItIsSealedAtOnce()
+    {
+        // A small blob's ingest ends before anyone fetches it: the peer gets the seal right after the handshake, before
+        // the manifest, and must keep it (it used to be dropped, and the download waited out the 10 s seal wait).
+        using var dir = new TempDirectory();
+        var content = new byte[753];
+        new Random(22).NextBytes(content);
+        await using var origin = new CountingOrigin();
+        origin.Serve("/small.json", content);
+        var url = new Uri(origin.Url("/small.json"));
+        await using var ingester = await LocalNode.StartAsync(dir.Combine("a"), new EngineOptions(), NullLogger.Instance, Loopback, [], Ct);
+        await using var downloader = await LocalNode.StartAsync(dir.Combine("b"), new EngineOptions(), NullLogger.Instance, Loopback, [], Ct);
+        ContentId live = default;
+        using var client = new OriginClient([]);
+        var sealedAtIngester = await OriginTasks.IngestAsync(ingester, url, TaskKey.For(url, null, []), client, null, id =>
+        {
+            live = id;
+            return Task.CompletedTask;
+        }, Ct);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var got = await downloader.Engine.DownloadAsync(live, [ingester.EndPoint!], null, Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"the download took {clock.Elapsed.TotalSeconds:0.0} s: the seal was not kept");
+        Assert.Equal(content, File.ReadAllBytes(got.DataPath));
+        Assert.Equal(sealedAtIngester.Id, downloader.Engine.Find(live)?.Sealed?.Id);
+    }
 }
