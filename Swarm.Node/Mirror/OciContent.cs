@@ -101,6 +101,9 @@ public sealed class OciContent : IDisposable
     /// <summary>How long a mirror waits for another node's ingest to publish its pointer before going to the upstream.</summary>
     public TimeSpan WaitForOthers { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>Blobs up to this size skip the cold-start election (see <see cref="RunAsync"/>).</summary>
+    public const long SmallBlob = 1 << 20;
+
     public static Hash256 TaskKey(string digest) => Hash256.Of(Encoding.UTF8.GetBytes("swarm/oci/v1\n" + digest));
 
     private static Hash256 PrivateKey(string digest) => Hash256.Of(Encoding.UTF8.GetBytes("swarm/oci-private/v1\n" + digest));
@@ -209,7 +212,7 @@ public sealed class OciContent : IDisposable
             try
             {
                 // Meets the registry's authentication challenge (if any) so the ingest, should this node run it, is authorised.
-                if (manifest) await upstream.HeadManifestAsync(repository, fetch.Digest, ct).ConfigureAwait(false);
+                if (manifest) fetch.UpstreamLength = (await upstream.HeadManifestAsync(repository, fetch.Digest, ct).ConfigureAwait(false)).Length;
                 else fetch.UpstreamLength = await upstream.HeadBlobAsync(repository, fetch.Digest, ct).ConfigureAwait(false);
                 if (await upstream.AuthorizationAsync(repository, ct).ConfigureAwait(false) is { } auth) headers.Add(new("Authorization", auth));
             }
@@ -222,7 +225,9 @@ public sealed class OciContent : IDisposable
             var request = new UrlFetchRequest(manifest ? upstream.ManifestUri(repository, fetch.Digest) : upstream.BlobUri(repository, fetch.Digest), TaskKey(fetch.Digest))
             {
                 Headers = headers,
-                WaitForOthers = WaitForOthers,
+                // A herd on a small blob (a manifest, a config) costs the upstream little; electing one node to fetch it
+                // costs every puller the election's wait. Small blobs go to the upstream at once when nobody has them yet.
+                WaitForOthers = fetch.UpstreamLength is { } size && size <= SmallBlob ? TimeSpan.Zero : WaitForOthers,
                 BackToSource = upstreamFailure == null,
                 OnContent = fetch.SetCurrent,
             };
