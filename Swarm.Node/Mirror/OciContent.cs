@@ -247,6 +247,9 @@ public sealed class OciContent : IDisposable
                 throw new PeerUnavailableException($"the swarm does not serve it ({e.Message.Replace(" and --no-back-to-source was given", "", StringComparison.Ordinal)}) and the upstream cannot: {upstreamFailure.Message}", e);
             }
             var content = result.Content;
+            // A live content fetched from an ingester is sealed into an ordinary entry (the same bytes): keep that one,
+            // since the live copy is dropped once its swarm goes quiet.
+            if (content.Manifest.IsLive && _node.Engine.Find(content.Id)?.Sealed is { } sealedCopy) content = sealedCopy;
             try
             {
                 OriginTasks.VerifyDigest(content, fetch.Digest);

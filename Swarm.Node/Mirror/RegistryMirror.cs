@@ -352,6 +352,7 @@ public sealed class RegistryMirror
         try
         {
             long pos = from;
+            int disposedInARow = 0;
             var lastProgress = DateTime.UtcNow;
             while (pos < to)
             {
@@ -372,8 +373,12 @@ public sealed class RegistryMirror
                         }
                         catch (ObjectDisposedException)
                         {
-                            continue; // a live entry was just sealed: the next round reads the sealed one
+                            // A live entry was just sealed or dropped: the next round reads its successor.
+                            if (++disposedInARow > 40) throw new InvalidDataException("the content being served went away from the store");
+                            await Task.Delay(25, ct).ConfigureAwait(false);
+                            continue;
                         }
+                        disposedInARow = 0;
                         await context.Response.Body.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
                         Interlocked.Add(ref _bytesServed, n);
                         pos += n;
