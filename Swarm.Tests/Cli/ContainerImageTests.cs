@@ -241,4 +241,40 @@ public class ContainerImageTests
         Assert.InRange(upstreamSentAtFirstMiB, MiB, blob.Length / 2);
         AssertNoCrash(node.Process);
     }
+
+    [Fact]
+    public async Task TwoMirrorsAskingForALayerAtOnceGetItFromTheUpstreamOnce()
+    {
+        using var dir = new TempDirectory();
+        var blob = new byte[8 * MiB + 3];
+        new Random(86).NextBytes(blob);
+        string digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(blob));
+        await using var upstream = new CountingOrigin { ChunkDelay = TimeSpan.FromMilliseconds(10) }; // about 6 MB/s
+        upstream.Serve($"/v2/demo/app/blobs/{digest}", blob);
+        string host = $"127.0.0.1:{upstream.Port}";
+        var a = await StartNodeAsync(dir.Combine("a"), host);
+        await using var _a = a.Process;
+        var b = await StartNodeAsync(dir.Combine("b"), host, a.Bootstrap);
+        await using var _b = b.Process;
+
+        using var http = new HttpClient { Timeout = Timeout };
+        var bodies = await Task.WhenAll(new[] { a, b }.Select(n => http.GetByteArrayAsync($"{n.Mirror}/v2/demo/app/blobs/{digest}?ns={host}", TestContext.Current.CancellationToken)));
+        Assert.Equal(blob, bodies[0]);
+        Assert.Equal(blob, bodies[1]);
+        // One of them read the upstream (the lease); the other fetched from it as it read. HEADs carry no body.
+        Assert.InRange(upstream.BytesSent, blob.Length, blob.Length + blob.Length / 4);
+
+        // Both keep the blob as an ordinary (sealed) entry, known by its digest.
+        foreach (var node in new[] { a, b })
+        {
+            string data = node == a ? dir.Combine("a") : dir.Combine("b");
+            await Poll.UntilAsync(async () =>
+            {
+                await using var ls = await SwarmProcess.RunAsync(Timeout, "ls", "--json", "--data-dir", data);
+                return JsonDocument.Parse(ls.Stdout).RootElement.GetProperty("content").EnumerateArray()
+                    .Any(c => c.TryGetProperty("digest", out var d) && d.GetString() == digest && !c.GetProperty("live").GetBoolean() && c.GetProperty("complete").GetBoolean());
+            }, Timeout, "the blob to be listed as sealed content with its digest");
+            AssertNoCrash(node.Process);
+        }
+    }
 }
