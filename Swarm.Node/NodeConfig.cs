@@ -202,21 +202,20 @@ public static class ByteSize
     }
 }
 
-/// <summary>Durations like 30s, 10m, 12h, 7d.</summary>
+/// <summary>Durations: 500ms, 30s, 10m, 12h, 7d, or a plain number of seconds. One reading for every flag and setting.</summary>
 public static class Duration
 {
     public static TimeSpan Parse(string text)
     {
-        string s = text.Trim();
-        if (s.Length < 2 || !double.TryParse(s[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double n) || n < 0)
-            throw new FormatException($"'{text}' is not a duration: write e.g. 30s, 10m, 12h or 7d");
-        return char.ToLowerInvariant(s[^1]) switch
-        {
-            's' => TimeSpan.FromSeconds(n),
-            'm' => TimeSpan.FromMinutes(n),
-            'h' => TimeSpan.FromHours(n),
-            'd' => TimeSpan.FromDays(n),
-            _ => throw new FormatException($"'{text}' is not a duration: write e.g. 30s, 10m, 12h or 7d"),
-        };
+        string s = text.Trim().ToLowerInvariant();
+        (string number, double seconds) = s.EndsWith("ms", StringComparison.Ordinal) ? (s[..^2], 0.001)
+            : s.EndsWith('s') ? (s[..^1], 1)
+            : s.EndsWith('m') ? (s[..^1], 60)
+            : s.EndsWith('h') ? (s[..^1], 3600)
+            : s.EndsWith('d') ? (s[..^1], 86400)
+            : (s, 1);
+        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || value < 0 || double.IsInfinity(value * seconds))
+            throw new FormatException($"'{text}' is not a duration: write e.g. 500ms, 30s, 10m, 12h or 7d");
+        return TimeSpan.FromSeconds(value * seconds);
     }
 }

@@ -50,4 +50,27 @@ public class NodeConfigTests
         e = Assert.Throws<ConfigException>(() => NodeConfig.Load(dir.Path, new Dictionary<string, string?>(), new Hashtable()));
         Assert.Contains("not valid JSON", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("500ms", 0.5)]
+    [InlineData("30s", 30)]
+    [InlineData("10m", 600)]
+    [InlineData("12h", 43200)]
+    [InlineData("7d", 604800)]
+    [InlineData("90", 90)]
+    [InlineData(" 1.5H ", 5400)]
+    public void DurationsReadTheSameEverywhere(string text, double seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), Swarm.Node.Duration.Parse(text));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("soon")]
+    [InlineData("-1s")]
+    [InlineData("5w")]
+    [InlineData("1e400s")]
+    public void AMalformedDurationSaysHowToWriteOne(string text)
+    {
+        var e = Assert.Throws<FormatException>(() => Swarm.Node.Duration.Parse(text));
+        Assert.Contains("30s", e.Message, StringComparison.Ordinal);
+    }
 }
