@@ -8,7 +8,7 @@ namespace Swarm.Cli;
 
 internal static class DhtCommand
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions Indented = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     public static Command Create()
     {
@@ -17,7 +17,7 @@ internal static class DhtCommand
         var bootstrap = CommonOptions.Bootstrap();
         var json = new Option<bool>("--json") { Description = "Print the view as JSON." };
         var verbose = CommonOptions.Verbose();
-        var command = new Command("dht", "Join the DHT with this data directory's identity and saved routing table (plus --bootstrap), and print the view: own id, routing table per bucket, records held.")
+        var command = new Command("dht", "Print the DHT view of the node running with this data directory (own id, routing table per bucket, records held); with none running, join the DHT with the data directory's identity and saved routing table (plus --bootstrap) and print that.")
         {
             dataDir, listen, bootstrap, json, verbose,
         };
@@ -26,34 +26,36 @@ internal static class DhtCommand
             var logger = new StderrLogger(parse.GetValue(verbose) ? LogLevel.Debug : LogLevel.Warning, null);
             try
             {
-                await using var node = await LocalNode.StartAsync(DataDirectory.Resolve(parse.GetValue(dataDir)), new EngineOptions(), logger,
-                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
-                var s = node.Dht!.GetStats();
+                string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
+                DhtView view;
+                using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
+                {
+                    if (client != null)
+                    {
+                        // A node runs with this data directory: show its view rather than starting a second node.
+                        if (parse.GetValue(bootstrap) is { Length: > 0 }) Console.Error.WriteLine("swarm: dht: --bootstrap is ignored: the running node has joined already");
+                        view = await client.GetAsync<DhtView>("v1/dht", ct).ConfigureAwait(false);
+                        Console.Error.WriteLine($"swarm: dht: the node running on {client.SocketPath}");
+                    }
+                    else
+                    {
+                        await using var node = await LocalNode.StartAsync(dir, new EngineOptions(), logger,
+                            parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
+                        view = DhtView.From(node.Dht!.GetStats());
+                    }
+                }
                 if (parse.GetValue(json))
                 {
-                    var view = new
-                    {
-                        nodeId = s.NodeId.ToHex(),
-                        endpoint = s.LocalEndPoint?.ToString(),
-                        external = s.ExternalEndPoint?.ToString(),
-                        routingTable = s.RoutingTableSize,
-                        buckets = s.Buckets.Select(b => new { sharedPrefixBits = b.Index, nodes = b.Count }),
-                        recordsHeld = s.RecordsHeld,
-                        providersHeld = s.ProvidersHeld,
-                        providerKeys = s.ProviderKeys,
-                        datagramsReceived = s.DatagramsReceived,
-                        datagramsDropped = s.DatagramsDropped,
-                    };
                     Console.Out.WriteLine(JsonSerializer.Serialize(view, Indented));
                 }
                 else
                 {
-                    Console.Out.WriteLine($"node id        {s.NodeId.ToHex()}");
-                    Console.Out.WriteLine($"endpoint       {s.LocalEndPoint}" + (s.ExternalEndPoint != null ? $" (seen as {s.ExternalEndPoint})" : ""));
-                    Console.Out.WriteLine($"routing table  {s.RoutingTableSize} nodes");
-                    foreach (var b in s.Buckets) Console.Out.WriteLine($"  bucket {b.Index,3} (ids sharing {b.Index} leading bits)  {b.Count,3} nodes");
-                    Console.Out.WriteLine($"records held   {s.RecordsHeld} signed records, {s.ProvidersHeld} provider records for {s.ProviderKeys} keys");
-                    Console.Out.WriteLine($"datagrams      {s.DatagramsReceived} received, {s.DatagramsDropped} dropped");
+                    Console.Out.WriteLine($"node id        {view.NodeId}");
+                    Console.Out.WriteLine($"endpoint       {view.Endpoint}" + (view.External != null ? $" (seen as {view.External})" : ""));
+                    Console.Out.WriteLine($"routing table  {view.RoutingTable} nodes");
+                    foreach (var b in view.Buckets) Console.Out.WriteLine($"  bucket {b.SharedPrefixBits,3} (ids sharing {b.SharedPrefixBits} leading bits)  {b.Nodes,3} nodes");
+                    Console.Out.WriteLine($"records held   {view.RecordsHeld} signed records, {view.ProvidersHeld} provider records for {view.ProviderKeys} keys");
+                    Console.Out.WriteLine($"datagrams      {view.DatagramsReceived} received, {view.DatagramsDropped} dropped");
                 }
                 return ExitCodes.Ok;
             }

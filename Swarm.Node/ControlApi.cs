@@ -23,6 +23,17 @@ public sealed record ContentInfo(string Id, long Length, long Verified, bool Com
     public string? Digest { get; init; }
 }
 
+/// <summary>What <c>swarm dht</c> shows: the node's view of the DHT.</summary>
+public sealed record DhtView(string NodeId, string? Endpoint, string? External, int RoutingTable, IReadOnlyList<DhtBucketView> Buckets,
+    int RecordsHeld, int ProvidersHeld, int ProviderKeys, long DatagramsReceived, long DatagramsDropped)
+{
+    public static DhtView From(Swarm.Core.Dht.DhtStats s) => new(s.NodeId.ToHex(), s.LocalEndPoint?.ToString(), s.ExternalEndPoint?.ToString(), s.RoutingTableSize,
+        [.. s.Buckets.Select(b => new DhtBucketView(b.Index, b.Count))], s.RecordsHeld, s.ProvidersHeld, s.ProviderKeys, s.DatagramsReceived, s.DatagramsDropped);
+}
+
+/// <summary>One routing-table bucket: the ids in it share this many leading bits with the node's own.</summary>
+public sealed record DhtBucketView(int SharedPrefixBits, int Nodes);
+
 /// <summary>Rate limits to set at run time (<c>swarm limit</c>): e.g. 10MiB/s, 100mbit, 0 for none; null leaves one as it is.</summary>
 public sealed record LimitsRequest(string? UploadRate, string? DownloadRate);
 
@@ -133,6 +144,7 @@ public static class NodeHost
                 (DateTimeOffset.UtcNow - r.StartedAt).TotalSeconds));
         });
         app.MapGet("/v1/tasks", (NodeRuntime r) => Results.Json(r.Tasks));
+        app.MapGet("/v1/dht", (NodeRuntime r) => r.Node.Dht is { } dht ? Results.Json(DhtView.From(dht.GetStats())) : Error(503, "the node runs without a DHT"));
         app.MapGet("/v1/tasks/{id}", (NodeRuntime r, string id) => r.FindTask(id) is { } t ? Results.Json(t) : Error(404, $"no task {id}"));
         app.MapPost("/v1/tasks", (NodeRuntime r, TaskRequest request) =>
         {

@@ -80,6 +80,16 @@ public class NodeServiceTests
         Assert.Equal(content.Length, st.GetProperty("bytesFromOrigin").GetInt64());
         Assert.Equal(0, st.GetProperty("tasksRunning").GetInt32());
 
+        // swarm dht shows the running node's view (same id), not a second node's.
+        await using (var dht = await SwarmProcess.RunAsync(Timeout, "dht", "--json", "--data-dir", dir.Combine("node")))
+        {
+            Assert.True(dht.ExitCode == 0, dht.ToString());
+            Assert.Contains("the node running on", dht.Stderr, StringComparison.Ordinal);
+            var view = JsonDocument.Parse(dht.Stdout).RootElement;
+            Assert.Equal(st.GetProperty("nodeId").GetString(), view.GetProperty("nodeId").GetString());
+            Assert.True(view.TryGetProperty("routingTable", out _));
+        }
+
         var ls = await JsonOfAsync("ls", "--json", "--data-dir", dir.Combine("node"));
         var task = Assert.Single(ls.GetProperty("tasks").EnumerateArray());
         Assert.Equal("done", task.GetProperty("state").GetString());
