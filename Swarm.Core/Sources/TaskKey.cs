@@ -29,6 +29,33 @@ public static class TaskKey
         return b.ToString();
     }
 
+    /// <summary>
+    /// The URL as it may be shown (logs, <c>ls</c>, <c>status</c>, errors): the values of the query parameters named in
+    /// <paramref name="filters"/> (signatures of signed URLs) and any user information are replaced by <c>REDACTED</c>.
+    /// </summary>
+    public static string Redact(Uri url, IReadOnlyCollection<string> filters)
+    {
+        if (!url.IsAbsoluteUri) return url.OriginalString;
+        var b = new StringBuilder();
+        b.Append(url.Scheme).Append("://");
+        if (url.UserInfo.Length > 0) b.Append("REDACTED@");
+        b.Append(url.Authority).Append(url.AbsolutePath);
+        string query = url.Query.TrimStart('?');
+        if (query.Length > 0)
+        {
+            b.Append('?').AppendJoin('&', query.Split('&').Select(p =>
+            {
+                var name = p.Split('=', 2)[0];
+                return filters.Contains(Uri.UnescapeDataString(name), StringComparer.Ordinal) ? name + "=REDACTED" : p;
+            }));
+        }
+        return b.ToString();
+    }
+
+    /// <summary><see cref="Redact(Uri, IReadOnlyCollection{string})"/> for text that may or may not be a URL (a task's source).</summary>
+    public static string Redact(string source, IReadOnlyCollection<string> filters) =>
+        Uri.TryCreate(source, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps) ? Redact(u, filters) : source;
+
     public static Hash256 For(Uri url, string? tag, IReadOnlyCollection<string> filters) =>
         Hash256.Of(Encoding.UTF8.GetBytes($"swarm/task/v1\n{Normalize(url, filters)}\n{tag}"));
 }
