@@ -27,9 +27,14 @@ internal static class GetCommand
         var stall = new Option<string>("--stall-timeout") { Description = "Give up when nothing is verified for this long (e.g. 30s, 2m).", DefaultValueFactory = _ => "60s" };
         var linger = new Option<string?>("--linger") { Description = "Keep serving the content this long after the file is written (e.g. 30s, 10m), so others can fetch from this node." };
         var verbose = CommonOptions.Verbose();
+        var trusted = new Option<string?>("--trusted-publishers")
+        {
+            Description = "For a URL: node ids (or key files) of seed hosts whose pointers are used without asking the origin; when set, only theirs " +
+                "(default: $SWARM_TRUSTED_PUBLISHERS, else \"trusted-publishers\" in swarm.json). A running node uses its own setting.",
+        };
         var command = new Command("get", "Fetch content through the swarm (providers from the DHT, or --peer), verify every piece, and write it to --output. Resumes an interrupted fetch without refetching verified pieces.")
         {
-            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, tag, filters, headers, noBackToSource, digest, verbose,
+            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, tag, filters, headers, noBackToSource, digest, trusted, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -63,6 +68,9 @@ internal static class GetCommand
                             Peers = [.. peerList.Select(p => p.ToString())],
                         }, progress, ct).ConfigureAwait(false);
                 }
+                var trustedPublishers = url == null ? new HashSet<Swarm.Core.Content.Hash256>()
+                    : NodeConfig.LoadOne(dir, "trusted-publishers", parse.GetValue(trusted), TrustedPublishers.Parse);
+                var expectedDigest = parse.GetValue(digest) is { } dg ? OriginTasks.ParseDigest(dg) : (Swarm.Core.Content.Hash256?)null;
                 await using var node = await LocalNode.StartAsync(dir, options, logger,
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
                 bool canDiscover = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
@@ -80,6 +88,9 @@ internal static class GetCommand
                         BackToSource = !parse.GetValue(noBackToSource),
                         WaitForOthers = options.StallTimeout,
                         Peers = peerList,
+                        Display = Swarm.Core.Sources.TaskKey.Redact(url, parse.GetValue(filters) ?? []),
+                        TrustedPublishers = trustedPublishers,
+                        Digest = expectedDigest,
                     };
                     var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
                         progress.WriteLine, ct).ConfigureAwait(false);

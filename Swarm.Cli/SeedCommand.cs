@@ -51,13 +51,16 @@ internal static class SeedCommand
                 await using var node = await LocalNode.StartAsync(dir, options, logger,
                     parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
                 Swarm.Core.Storage.StoredContent content;
+                Swarm.Core.Sources.OriginValidators? validators = null;
                 if (url != null)
                 {
                     using var origin = new Swarm.Core.Sources.OriginClient(headerList);
                     var liveKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
                     // Published at once: gets that start during the ingest fetch pieces from this node as it reads them.
-                    content = await OriginTasks.IngestAsync(node, url, liveKey, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
-                        live => OriginTasks.PublishPointerAsync(node, liveKey, live, ct, live: true), ct).ConfigureAwait(false);
+                    var ingested = await OriginTasks.IngestAsync(node, url, liveKey, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
+                        (live, v) => OriginTasks.PublishPointerAsync(node, liveKey, live, v, ct, live: true), ct).ConfigureAwait(false);
+                    content = ingested.Content;
+                    validators = ingested.Validators;
                 }
                 else
                 {
@@ -68,10 +71,10 @@ internal static class SeedCommand
                 progress.Report(content.Layout.Length, content.Layout.Length, force: true);
                 progress.Finish();
                 await node.ServeAsync(content, ct).ConfigureAwait(false);
-                if (url != null)
+                if (url != null && validators != null)
                 {
                     var taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
-                    int stored = await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, ct).ConfigureAwait(false);
+                    int stored = await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, validators, ct).ConfigureAwait(false);
                     if (stored == 0) logger.LogWarning("no DHT node stored the pointer for {Url} (no --bootstrap?); 'swarm get {Url}' elsewhere will go to the origin", url, url);
                 }
                 Console.Out.WriteLine(content.Id.ToUri());

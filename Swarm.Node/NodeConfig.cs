@@ -40,6 +40,7 @@ public sealed record NodeConfig
         ("task-ttl", "SWARM_TASK_TTL", "0", "evict content unused for this long (e.g. 7d, 12h; 0 = never)"),
         ("max-connections", "SWARM_MAX_CONNECTIONS", "256", "peer connections at most, all content together"),
         ("log-level", "SWARM_LOG_LEVEL", "information", "debug, information, warning or error"),
+        ("trusted-publishers", "SWARM_TRUSTED_PUBLISHERS", "", "node ids or key files of the seed hosts whose URL pointers are used without the origin (comma-separated); when set, only theirs"),
     ];
 
     public required string DataDirectory { get; init; }
@@ -61,6 +62,7 @@ public sealed record NodeConfig
     public TimeSpan TaskTtl { get; init; }
     public int MaxConnections { get; init; } = 256;
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
+    public IReadOnlySet<Swarm.Core.Content.Hash256> TrustedPublishers { get; init; } = new HashSet<Swarm.Core.Content.Hash256>();
 
     /// <summary>The path of the control socket for a data directory.</summary>
     public static string SocketPath(string dataDirectory) => Path.Combine(dataDirectory, "swarm.sock");
@@ -130,12 +132,35 @@ public sealed record NodeConfig
                 "error" => Microsoft.Extensions.Logging.LogLevel.Error,
                 _ => throw new FormatException("write debug, information, warning or error"),
             }),
+            TrustedPublishers = Parse("trusted-publishers", Swarm.Node.TrustedPublishers.Parse),
         };
         if (config.Mirror != null && config.Metrics != null && config.Mirror.Equals(config.Metrics))
             throw new ConfigException($"mirror and metrics are both {config.Mirror}; give them different addresses");
         if (config.LowWatermark >= config.HighWatermark)
             throw new ConfigException($"low-watermark ({config.LowWatermark}) must be below high-watermark ({config.HighWatermark})");
         return config;
+    }
+
+    /// <summary>
+    /// One setting resolved the same way (flag, environment, swarm.json, default) for commands that start an embedded node
+    /// instead of the service; a bad value is a <see cref="ConfigException"/> naming where it came from.
+    /// </summary>
+    public static T LoadOne<T>(string dataDirectory, string name, string? flag, Func<string, T> parse, IDictionary? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariables();
+        var setting = Settings.First(s => s.Name == name);
+        (string value, string source) = flag != null ? (flag, "--" + name)
+            : environment[setting.Env] is string env && env.Length > 0 ? (env, "environment variable " + setting.Env)
+            : ReadFile(dataDirectory).TryGetValue(name, out var json) ? (json, $"\"{name}\" in {Path.Combine(dataDirectory, FileName)}")
+            : (setting.Default, "default of " + name);
+        try
+        {
+            return parse(value.Trim());
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+        {
+            throw new ConfigException($"{source}: '{value}' is not valid for {name} ({setting.Help}): {e.Message}", e);
+        }
     }
 
     private static double Fraction(string v)

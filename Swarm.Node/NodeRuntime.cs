@@ -262,14 +262,15 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 {
                     var key = TaskKey.For(url, request.Tag, request.Filters);
                     using var origin = new OriginClient(headers);
-                    content = await OriginTasks.IngestAsync(node, url, key, origin, new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
-                        live =>
+                    var ingested = await OriginTasks.IngestAsync(node, url, key, origin, new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
+                        (live, validators) =>
                         {
                             task.Content = live;
-                            return OriginTasks.PublishPointerAsync(node, key, live, ct, live: true);
+                            return OriginTasks.PublishPointerAsync(node, key, live, validators, ct, live: true);
                         }, ct).ConfigureAwait(false);
+                    content = ingested.Content;
                     await node.ServeAsync(content, ct).ConfigureAwait(false);
-                    await OriginTasks.PublishPointerAsync(node, key, content.Id, ct).ConfigureAwait(false);
+                    await OriginTasks.PublishPointerAsync(node, key, content.Id, ingested.Validators, ct).ConfigureAwait(false);
                 }
                 else
                 {
@@ -286,6 +287,9 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                     BackToSource = !request.NoBackToSource,
                     WaitForOthers = node.Engine.Options.StallTimeout,
                     Peers = [.. request.Peers.Select(EndPoints.Parse)],
+                    Display = TaskKey.Redact(url, request.Filters),
+                    TrustedPublishers = Config.TrustedPublishers,
+                    Digest = request.Digest is { } d ? OriginTasks.ParseDigest(d) : null,
                 };
                 var result = await UrlFetch.RunAsync(node, fetch, SwarmProgress(task), new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
                     line => _logger.LogInformation("task {Task}: {Line}", task.Id, line.StartsWith("swarm: ", StringComparison.Ordinal) ? line[7..] : line), ct).ConfigureAwait(false);

@@ -16,14 +16,15 @@ public static class OriginTasks
     public static readonly TimeSpan PointerLifetime = TimeSpan.FromHours(24);
 
     /// <summary>
-    /// Fetches the URL from its origin into the store and returns the sealed entry. With a Content-Length, the ingest is
-    /// live: a live entry (<see cref="Manifest.Live"/>) is served from the first piece on, each piece hashed, signed and
-    /// announced as soon as it is read, and <paramref name="onLive"/> is told its id (to publish a pointer) before the
-    /// body is read; a live entry left by an earlier, interrupted ingest of the same origin version is continued (with a
-    /// range request where the origin allows). Without a Content-Length the body is spooled to disk first.
+    /// Fetches the URL from its origin into the store and returns the sealed entry with the origin's validators (and the
+    /// whole content's SHA-256). With a Content-Length, the ingest is live: a live entry (<see cref="Manifest.Live"/>) is
+    /// served from the first piece on, each piece hashed, signed and announced as soon as it is read, and
+    /// <paramref name="onLive"/> is told its id and the validators (to publish a pointer) before the body is read; a live
+    /// entry left by an earlier, interrupted ingest of the same origin version is continued (with a range request where the
+    /// origin allows). Without a Content-Length the body is spooled to disk first.
     /// </summary>
-    public static async Task<StoredContent> IngestAsync(LocalNode node, Uri url, Hash256 taskKey, OriginClient origin, IProgress<(long Done, long Total)>? progress,
-        Func<ContentId, Task>? onLive, CancellationToken cancellationToken)
+    public static async Task<Ingested> IngestAsync(LocalNode node, Uri url, Hash256 taskKey, OriginClient origin, IProgress<(long Done, long Total)>? progress,
+        Func<ContentId, OriginValidators, Task>? onLive, CancellationToken cancellationToken)
     {
         var response = await origin.GetAsync(url, cancellationToken).ConfigureAwait(false);
         if (response.Content.Headers.ContentLength is { } length)
@@ -36,7 +37,11 @@ public static class OriginTasks
         {
             await using (var file = new FileStream(spool, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
                 await body.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
-            return await node.Store.IngestFileAsync(spool, node.Key, null, cancellationToken).ConfigureAwait(false);
+            Hash256 whole;
+            await using (var file = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan))
+                whole = new Hash256(await SHA256.HashDataAsync(file, cancellationToken).ConfigureAwait(false));
+            var content = await node.Store.IngestFileAsync(spool, node.Key, null, cancellationToken).ConfigureAwait(false);
+            return new Ingested(content, OriginValidators.FromResponse(response, content.Layout.Length) with { Sha256 = whole });
         }
         finally
         {
@@ -44,12 +49,13 @@ public static class OriginTasks
         }
     }
 
-    private static async Task<StoredContent> IngestLiveAsync(LocalNode node, Uri url, Hash256 taskKey, OriginClient origin, HttpResponseMessage response, long length,
-        IProgress<(long Done, long Total)>? progress, Func<ContentId, Task>? onLive, CancellationToken cancellationToken)
+    private static async Task<Ingested> IngestLiveAsync(LocalNode node, Uri url, Hash256 taskKey, OriginClient origin, HttpResponseMessage response, long length,
+        IProgress<(long Done, long Total)>? progress, Func<ContentId, OriginValidators, Task>? onLive, CancellationToken cancellationToken)
     {
         // The origin's version goes into the live id, so an interrupted ingest resumes only into the same version.
         string validator = response.Headers.ETag?.ToString() ?? response.Content.Headers.LastModified?.ToString("R")
             ?? "nonce:" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var validators = OriginValidators.FromResponse(response, length);
         var layout = PieceLayout.For(length);
         var content = node.Store.OpenOrCreate(Manifest.Live(length, layout.PieceSize, node.Key.PublicKey, taskKey, validator), []);
         try
@@ -66,14 +72,17 @@ public static class OriginTasks
         if (swarm.Content != content) content.Dispose();
         content = swarm.Content!;
         await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
-        if (onLive != null) await onLive(content.Id).ConfigureAwait(false);
+        if (onLive != null) await onLive(content.Id, validators).ConfigureAwait(false);
 
         int first = 0;
         while (first < layout.PieceCount && content.Verified[first]) first++;
+        // The whole content's SHA-256 goes into the sealed pointer: pieces an earlier run stored are hashed from disk.
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        HashStored(content, first, whole);
         if (first < layout.PieceCount)
         {
             using var guard = UplinkGuard.Enter(node.Engine, () => content.VerifiedBytes);
-            await ReadPiecesAsync(node, url, origin, response, content, swarm, first, progress, cancellationToken).ConfigureAwait(false);
+            await ReadPiecesAsync(node, url, origin, response, content, swarm, first, whole, progress, cancellationToken).ConfigureAwait(false);
         }
         else
             response.Dispose(); // an earlier run read everything but stopped before sealing
@@ -81,12 +90,32 @@ public static class OriginTasks
         byte[] signature = node.Key.Sign(sealedManifest.SignedPayload());
         var sealedContent = node.Store.SealLive(content, signature);
         swarm.OnLocalSeal(signature, sealedContent);
-        return sealedContent;
+        return new Ingested(sealedContent, validators with { Sha256 = new Hash256(whole.GetHashAndReset()) });
+    }
+
+    /// <summary>Feeds pieces [0, <paramref name="count"/>) of a stored content into <paramref name="hash"/>.</summary>
+    private static void HashStored(StoredContent content, int count, IncrementalHash hash)
+    {
+        if (count == 0) return;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(content.Layout.PieceSize);
+        try
+        {
+            for (int piece = 0; piece < count; piece++)
+            {
+                var span = buffer.AsSpan(0, content.Layout.PieceLength(piece));
+                content.Read(content.Layout.PieceOffset(piece), span);
+                hash.AppendData(span);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>Reads pieces <paramref name="first"/>.. from the origin into a live entry, in two overlapping stages.</summary>
     private static async Task ReadPiecesAsync(LocalNode node, Uri url, OriginClient origin, HttpResponseMessage response, StoredContent content, ContentSwarm swarm,
-        int first, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+        int first, IncrementalHash whole, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
     {
         var layout = content.Layout;
         long length = layout.Length;
@@ -131,6 +160,7 @@ public static class OriginTasks
             {
                 try
                 {
+                    whole.AppendData(buffer.Span[..layout.PieceLength(piece)]);
                     if (!content.Verified[piece]) StorePiece(node, content, swarm, piece, buffer, hash);
                     progress?.Report((layout.PieceOffset(piece) + layout.PieceLength(piece), length));
                 }
@@ -159,29 +189,35 @@ public static class OriginTasks
     }
 
     /// <summary>
-    /// Publishes "this task is that content, ingested by me" in the DHT: the sealed content, or (<paramref name="live"/>)
-    /// the live content of an ingest still running. Returns how many nodes stored it.
+    /// Publishes "this task is that content, ingested by me from the origin version <paramref name="validators"/> names" in
+    /// the DHT: the sealed content, or (<paramref name="live"/>) the live content of an ingest still running. Returns how
+    /// many nodes stored it. Sequence numbers count per publisher: a record never replaces another publisher's.
     /// </summary>
-    public static async Task<int> PublishPointerAsync(LocalNode node, Hash256 taskKey, ContentId id, CancellationToken cancellationToken, bool live = false)
+    public static async Task<int> PublishPointerAsync(LocalNode node, Hash256 taskKey, ContentId id, OriginValidators validators, CancellationToken cancellationToken, bool live = false)
     {
         if (node.Dht == null) return 0;
-        byte[] value = live ? [LiveMarker, .. id.Value.ToArray()] : id.Value.ToArray();
-        var record = node.Dht.CreateRecord(taskKey, value, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow + (live ? LeaseLifetime * 4 : PointerLifetime));
+        var record = node.Dht.CreateRecord(taskKey, TaskPointer.Encode(id, live, validators), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            DateTimeOffset.UtcNow + (live ? LeaseLifetime * 4 : PointerLifetime));
         return await node.Dht.PutAsync(record, cancellationToken).ConfigureAwait(false);
     }
 
-    private const byte LiveMarker = 1;
-
-    /// <summary>The newest valid pointer for the task, or null when nobody has published one.</summary>
-    public static async Task<TaskPointer?> ResolvePointerAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    /// <summary>Every publisher's current pointer for the task (at most one each, the DHT's bounded set), unexpired and well-formed.</summary>
+    public static async Task<List<TaskPointer>> ResolvePointersAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
     {
-        if (node.Dht == null) return null;
+        if (node.Dht == null) return [];
         var records = await node.Dht.GetAsync(taskKey, null, cancellationToken).ConfigureAwait(false);
-        var newest = records.Where(r => r.Expires > DateTimeOffset.UtcNow && (r.Value.Length == Hash256.Size || (r.Value.Length == Hash256.Size + 1 && r.Value.Span[0] == LiveMarker)))
-            .OrderByDescending(r => r.Sequence).FirstOrDefault();
-        if (newest == null) return null;
-        bool live = newest.Value.Length == Hash256.Size + 1;
-        return new TaskPointer(new ContentId(new Hash256(newest.Value.Span[(live ? 1 : 0)..])), live);
+        var now = DateTimeOffset.UtcNow;
+        var pointers = new List<TaskPointer>();
+        foreach (var r in records)
+            if (r.Expires > now && TaskPointer.TryDecode(r) is { } p) pointers.Add(p);
+        return pointers;
+    }
+
+    /// <summary>The pointer <paramref name="trust"/> chooses for the task (by default: any publisher's, sealed and newest first), or null.</summary>
+    public static async Task<TaskPointer?> ResolvePointerAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken, TaskTrust? trust = null)
+    {
+        var pointers = await ResolvePointersAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+        return await (trust ?? TaskTrust.Any).ChooseAsync(pointers, cancellationToken).ConfigureAwait(false);
     }
 
     public static readonly TimeSpan LeaseLifetime = TimeSpan.FromSeconds(15);
@@ -198,9 +234,10 @@ public static class OriginTasks
     /// Cold start without a herd: every node that finds no pointer publishes a short lease record for the task, waits a
     /// moment for the others' to arrive, and the lowest node id among the live leases ingests from the origin; the rest wait
     /// for its pointer and fetch through the swarm. The holder renews its lease while it ingests; if it dies, the lease
-    /// expires and the others elect again. A node with an empty routing table is alone and goes to the origin.
+    /// expires and the others elect again. A node with an empty routing table is alone and goes to the origin. Which
+    /// leases count is <paramref name="trust"/>'s call (lifetime capped, holders without an ingest ignored).
     /// </summary>
-    public static async Task<LeaseResult> TryTakeLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    public static async Task<LeaseResult> TryTakeLeaseAsync(LocalNode node, Hash256 taskKey, TaskTrust trust, CancellationToken cancellationToken)
     {
         if (node.Dht == null || await node.EnsureJoinedAsync(cancellationToken).ConfigureAwait(false) == 0) return new LeaseResult(true, 0);
         await RenewLeaseAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
@@ -209,18 +246,18 @@ public static class OriginTasks
         for (int look = 0; look < 3; look++)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
-            var live = await LiveLeasesAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
-            if (live.Count == 0 && look == 0) live = await LiveLeasesAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+            var live = await LiveLeasesAsync(node, taskKey, trust, cancellationToken).ConfigureAwait(false);
+            if (live.Count == 0 && look == 0) live = await LiveLeasesAsync(node, taskKey, trust, cancellationToken).ConfigureAwait(false);
             others = Math.Max(others, live.Count(id => id != node.Key.NodeId));
             if (live.Count > 0 && live.Min() != node.Key.NodeId) return new LeaseResult(false, others);
         }
         return new LeaseResult(true, others);
     }
 
-    private static async Task<List<Hash256>> LiveLeasesAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    private static async Task<List<Hash256>> LiveLeasesAsync(LocalNode node, Hash256 taskKey, TaskTrust trust, CancellationToken cancellationToken)
     {
         var leases = await node.Dht!.GetAsync(LeaseKey(taskKey), null, cancellationToken).ConfigureAwait(false);
-        return [.. leases.Where(r => r.Expires > DateTimeOffset.UtcNow).Select(r => r.Publisher).Distinct()];
+        return trust.LiveLeases(leases, node.Key.NodeId, DateTime.UtcNow);
     }
 
     public static async Task RenewLeaseAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
@@ -231,20 +268,27 @@ public static class OriginTasks
         await node.Dht.PutAsync(record, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The node holding the lease for the task (lowest node id among live leases), or null when none is live.</summary>
-    public static async Task<Hash256?> LeaseHolderAsync(LocalNode node, Hash256 taskKey, CancellationToken cancellationToken)
+    /// <summary>The node holding the lease for the task (lowest node id among the leases <paramref name="trust"/> believes), or null.</summary>
+    public static async Task<Hash256?> LeaseHolderAsync(LocalNode node, Hash256 taskKey, TaskTrust trust, CancellationToken cancellationToken)
     {
         if (node.Dht == null) return null;
-        var live = await LiveLeasesAsync(node, taskKey, cancellationToken).ConfigureAwait(false);
+        var live = await LiveLeasesAsync(node, taskKey, trust, cancellationToken).ConfigureAwait(false);
         return live.Count == 0 ? null : live.Min();
+    }
+
+    /// <summary>The SHA-256 in a <c>sha256:HEX</c> digest; <see cref="FormatException"/> when it is not one.</summary>
+    public static Hash256 ParseDigest(string digest)
+    {
+        const string prefix = "sha256:";
+        if (!digest.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !Hash256.TryParseHex(digest.AsSpan(prefix.Length), out var expected))
+            throw new FormatException($"--digest '{digest}' is not sha256:<64 hex digits>");
+        return expected;
     }
 
     /// <summary>Checks the whole content against a <c>sha256:HEX</c> digest before it is exported.</summary>
     public static void VerifyDigest(StoredContent content, string digest)
     {
-        const string prefix = "sha256:";
-        if (!digest.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) || !Hash256.TryParseHex(digest.AsSpan(prefix.Length), out var expected))
-            throw new FormatException($"--digest '{digest}' is not sha256:<64 hex digits>");
+        var expected = ParseDigest(digest);
         using var stream = new FileStream(content.DataPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 20, FileOptions.SequentialScan);
         var actual = new Hash256(SHA256.HashData(stream));
         if (actual != expected)
@@ -252,8 +296,8 @@ public static class OriginTasks
     }
 }
 
-/// <summary>What a task key points at: a sealed content, or the live content of an ingest still running.</summary>
-public readonly record struct TaskPointer(ContentId Id, bool Live);
+/// <summary>What an ingest from an origin produced: the sealed entry and the origin's validators, with the whole content's SHA-256.</summary>
+public sealed record Ingested(StoredContent Content, OriginValidators Validators);
 
 /// <summary>Whether this node won the lease, and how many other nodes were asking for the same task at the time.</summary>
 public readonly record struct LeaseResult(bool IsHolder, int Others);

@@ -35,6 +35,14 @@ public sealed record UrlFetchRequest(Uri Url, Hash256 TaskKey)
     public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
     /// <summary>Told the id of each content the fetch downloads or ingests into, as soon as it is known (for serving it as it streams in).</summary>
     public Action<ContentId>? OnContent { get; init; }
+    /// <summary>The URL as it may be shown in messages and logs (signed query values redacted); the URL itself by default.</summary>
+    public string? Display { get; init; }
+    /// <summary>Node ids whose pointers are used without the origin's confirmation; when not empty, only theirs are used.</summary>
+    public IReadOnlySet<Hash256> TrustedPublishers { get; init; } = new HashSet<Hash256>();
+    /// <summary>The SHA-256 the whole content must have (<c>--digest</c>, an OCI digest): any pointer may be tried, the content is checked.</summary>
+    public Hash256? Digest { get; init; }
+
+    internal string Shown => Display ?? Url.ToString();
 }
 
 /// <summary>How a URL was fetched.</summary>
@@ -62,9 +70,10 @@ public static class UrlFetch
     public static async Task<UrlFetchResult> RunAsync(LocalNode node, UrlFetchRequest request, IProgress<TransferProgress>? swarmProgress,
         IProgress<(long Done, long Total)>? originProgress, Action<string> say, CancellationToken cancellationToken)
     {
-        var url = request.Url;
+        var url = request.Shown;
+        var trust = new TaskTrust(request.Url, url, request.Headers, request.TrustedPublishers, request.Digest);
         bool joined = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
-        var pointer = joined ? await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false) : null;
+        var pointer = joined ? await ResolveAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) : null;
         var deadline = DateTime.UtcNow + request.WaitForOthers;
         int contenders = 0;
         bool swarmFailed = false;
@@ -74,7 +83,7 @@ public static class UrlFetch
             {
                 try
                 {
-                    var fetched = await FromSwarmAsync(node, request, p, swarmProgress, cancellationToken).ConfigureAwait(false);
+                    var fetched = await FromSwarmAsync(node, request, trust, p, swarmProgress, cancellationToken).ConfigureAwait(false);
                     return new UrlFetchResult(fetched, false, contenders, p.Id);
                 }
                 catch (IngesterGoneException e) when (request.BackToSource)
@@ -94,19 +103,19 @@ public static class UrlFetch
             if (!swarmFailed && DateTime.UtcNow < deadline)
             {
                 // Cold start: one node takes the lease and goes to the origin; the others wait for its pointer.
-                var lease = await OriginTasks.TryTakeLeaseAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+                var lease = await OriginTasks.TryTakeLeaseAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false);
                 contenders = Math.Max(contenders, lease.Others);
                 if (!lease.IsHolder)
                 {
                     say($"swarm: another node is fetching {url} from the origin; fetching from it as it reads");
-                    pointer = await WaitForPointerAsync(node, request.TaskKey, deadline, cancellationToken).ConfigureAwait(false);
+                    pointer = await WaitForPointerAsync(node, request, trust, deadline, say, cancellationToken).ConfigureAwait(false);
                     if (pointer != null || DateTime.UtcNow < deadline) continue; // fetch it, or elect again (the holder went away)
                 }
                 else if (!joined && node.Dht!.GetStats().RoutingTableSize > 0)
                 {
                     // The first bootstrap failed and the lease election joined the DHT: a seed may have published a pointer.
                     joined = true;
-                    pointer = await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+                    pointer = await ResolveAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false);
                     if (pointer != null) continue;
                 }
             }
@@ -115,13 +124,32 @@ public static class UrlFetch
         }
     }
 
-    /// <summary>Polls for the lease holder's pointer; null when the lease lapsed without one (or the deadline passed).</summary>
-    private static async Task<TaskPointer?> WaitForPointerAsync(LocalNode node, Hash256 taskKey, DateTime deadline, CancellationToken cancellationToken)
+    /// <summary>The pointer this fetch may use (see <see cref="TaskTrust"/>), saying once why others were passed over.</summary>
+    private static async Task<TaskPointer?> ResolveAsync(LocalNode node, UrlFetchRequest request, TaskTrust trust, Action<string> say, CancellationToken cancellationToken)
+    {
+        var pointers = await OriginTasks.ResolvePointersAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+        string? before = trust.LastNote;
+        var chosen = await trust.ChooseAsync(pointers, cancellationToken).ConfigureAwait(false);
+        if (trust.LastNote is { } note && note != before) say("swarm: " + note);
+        return chosen;
+    }
+
+    /// <summary>
+    /// Polls for the lease holder's pointer; null when the lease lapsed without one, the holder showed no ingest within
+    /// <see cref="TaskTrust.HolderGrace"/> (a forged lease), or the deadline passed.
+    /// </summary>
+    private static async Task<TaskPointer?> WaitForPointerAsync(LocalNode node, UrlFetchRequest request, TaskTrust trust, DateTime deadline, Action<string> say, CancellationToken cancellationToken)
     {
         while (DateTime.UtcNow < deadline)
         {
-            if (await OriginTasks.ResolvePointerAsync(node, taskKey, cancellationToken).ConfigureAwait(false) is { } found) return found;
-            if (await OriginTasks.LeaseHolderAsync(node, taskKey, cancellationToken).ConfigureAwait(false) == null) return null;
+            if (await ResolveAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) is { } found) return found;
+            var holder = await OriginTasks.LeaseHolderAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false);
+            if (holder == null) return null;
+            if (!trust.StillWaitingFor(holder.Value, DateTime.UtcNow))
+            {
+                say("swarm: " + trust.LastNote);
+                return null;
+            }
             await Task.Delay(250, cancellationToken).ConfigureAwait(false);
         }
         return null;
@@ -131,7 +159,7 @@ public static class UrlFetch
     /// Downloads what the pointer names. For a live pointer, watches the ingest: when the lease lapses while the pointer
     /// is still live (the ingester died), the download is abandoned with <see cref="IngesterGoneException"/>.
     /// </summary>
-    private static async Task<StoredContent> FromSwarmAsync(LocalNode node, UrlFetchRequest request, TaskPointer pointer, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    private static async Task<StoredContent> FromSwarmAsync(LocalNode node, UrlFetchRequest request, TaskTrust trust, TaskPointer pointer, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
         request.OnContent?.Invoke(pointer.Id);
         if (!pointer.Live)
@@ -143,9 +171,10 @@ public static class UrlFetch
         {
             if (await Task.WhenAny(download, Task.Delay(TimeSpan.FromSeconds(2), cancellationToken)).ConfigureAwait(false) == download) break;
             cancellationToken.ThrowIfCancellationRequested();
-            if (await OriginTasks.LeaseHolderAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false) != null) continue;
-            var now = await OriginTasks.ResolvePointerAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
-            if (now is { Live: false }) continue; // sealed: the ingest finished, the pieces are all out there
+            if (await OriginTasks.LeaseHolderAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false) != null) continue;
+            var pointers = await OriginTasks.ResolvePointersAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+            // Sealed by the node we fetch from: the ingest finished, the pieces are all out there.
+            if (pointers.Any(p => p.Publisher == pointer.Publisher && !p.Live)) continue;
             gone = true;
             await watch.CancelAsync().ConfigureAwait(false);
             break;
@@ -165,26 +194,29 @@ public static class UrlFetch
     {
         using var renew = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         ContentId? live = null;
+        OriginValidators? liveValidators = null;
         // The lease and the live pointer are renewed together while the ingest runs, however long it takes.
         var renewing = node.Dht == null ? Task.CompletedTask : Task.Run(async () =>
         {
             while (!renew.IsCancellationRequested)
             {
                 await OriginTasks.RenewLeaseAsync(node, request.TaskKey, renew.Token).ConfigureAwait(false);
-                if (live is { } id) await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, renew.Token, live: true).ConfigureAwait(false);
+                if (live is { } id && liveValidators != null)
+                    await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, liveValidators, renew.Token, live: true).ConfigureAwait(false);
                 await Task.Delay(OriginTasks.LeaseLifetime / 3, renew.Token).ConfigureAwait(false);
             }
         }, renew.Token);
-        StoredContent content;
+        Ingested ingested;
         try
         {
             using var origin = new OriginClient(request.Headers);
-            content = await OriginTasks.IngestAsync(node, request.Url, request.TaskKey, origin, progress,
-                async id =>
+            ingested = await OriginTasks.IngestAsync(node, request.Url, request.TaskKey, origin, progress,
+                async (id, validators) =>
                 {
+                    liveValidators = validators;
                     live = id;
                     request.OnContent?.Invoke(id);
-                    await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, cancellationToken, live: true).ConfigureAwait(false);
+                    await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, validators, cancellationToken, live: true).ConfigureAwait(false);
                 }, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -192,8 +224,9 @@ public static class UrlFetch
             await renew.CancelAsync().ConfigureAwait(false);
             try { await renewing.ConfigureAwait(false); } catch (OperationCanceledException) { }
         }
+        var content = ingested.Content;
         await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
-        await OriginTasks.PublishPointerAsync(node, request.TaskKey, content.Id, cancellationToken).ConfigureAwait(false);
+        await OriginTasks.PublishPointerAsync(node, request.TaskKey, content.Id, ingested.Validators, cancellationToken).ConfigureAwait(false);
         return content;
     }
 }

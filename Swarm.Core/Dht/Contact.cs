@@ -33,6 +33,22 @@ internal static class DhtAddress
     }
 
     /// <summary>
+    /// Who stands behind a record, for per-key admission limits: the IPv4 address, or the /64 of an IPv6 address (one host
+    /// easily has a whole /64, so its addresses count as one). 0 for a record this node stores itself.
+    /// </summary>
+    public static UInt128 SourceKey(IPAddress? address)
+    {
+        if (address == null) return 0;
+        address = Normalize(address);
+        Span<byte> b = stackalloc byte[16];
+        address.TryWriteBytes(b, out int written);
+        if (written == 4) return ((UInt128)1 << 64) | ((UInt128)b[0] << 24) | ((UInt128)b[1] << 16) | ((UInt128)b[2] << 8) | b[3];
+        UInt128 key = (UInt128)2 << 64;
+        for (int i = 0; i < 8; i++) key |= (UInt128)b[i] << (8 * (7 - i));
+        return key;
+    }
+
+    /// <summary>
     /// An address a contact may have: not unspecified, not multicast or broadcast, a real port. Loopback contacts are
     /// only believed from a loopback source (a remote node naming 127.0.0.1 means nothing to us).
     /// </summary>

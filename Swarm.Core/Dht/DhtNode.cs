@@ -416,7 +416,7 @@ public sealed class DhtNode : IAsyncDisposable
         var current = _records.Get(record.Key, record.Publisher);
         if (current.Count > 0 && current[0].Sequence > record.Sequence) return DhtStatus.StaleSequence; // before paying for a signature check
         if (!record.Verify()) return DhtStatus.BadSignature;
-        return _records.Put(record);
+        return _records.Put(record, source.Address);
     }
 
     /// <summary>An unknown node asked us something: ping it back, and it enters the routing table if it answers.</summary>

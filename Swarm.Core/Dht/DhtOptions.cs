@@ -45,9 +45,18 @@ public sealed record DhtOptions
     public int MaxProviderRecords { get; init; } = 50_000;
     public long MaxProviderBytes { get; init; } = 16L * 1024 * 1024;
     public int MaxProvidersPerKey { get; init; } = 128;
+    /// <summary>
+    /// Provider records one source address (an IPv4 address, an IPv6 /64) may hold under one key; past it, its newest
+    /// announce replaces its oldest, so a flood from one address never keeps other announces out. Loopback gets more,
+    /// because test swarms run many nodes on 127.0.0.1.
+    /// </summary>
+    public int MaxProvidersPerSource { get; init; } = 16;
+    public int MaxProvidersPerSourceLoopback { get; init; } = 64;
     public int MaxRecords { get; init; } = 10_000;
     public long MaxRecordBytes { get; init; } = 16L * 1024 * 1024;
     public int MaxRecordsPerKey { get; init; } = 16;
+    /// <summary>Signed records (publishers) one source address may hold under one key; past it, its newest replaces its oldest.</summary>
+    public int MaxRecordsPerSource { get; init; } = 4;
 
     /// <summary>Unknown nodes that sent us requests and are being pinged back, at most, before they may enter the routing table.</summary>
     public int MaxConcurrentVerifications { get; init; } = 16;

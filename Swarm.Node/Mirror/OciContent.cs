@@ -59,11 +59,11 @@ public sealed class OciContent : IDisposable
         catch (ObjectDisposedException) { }
     }
 
-    private async Task PublishQuietlyAsync(string digest, ContentId id, CancellationToken cancellationToken)
+    private async Task PublishQuietlyAsync(string digest, ContentId id, long length, CancellationToken cancellationToken)
     {
         try
         {
-            await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), id, cancellationToken).ConfigureAwait(false);
+            await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), id, Validators(digest, length), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -84,7 +84,7 @@ public sealed class OciContent : IDisposable
             if (Local(digest) is not { } content) continue;
             try
             {
-                await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), content.Id, cancellationToken).ConfigureAwait(false);
+                await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), content.Id, Validators(digest, content.Layout.Length), cancellationToken).ConfigureAwait(false);
                 published++;
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -103,6 +103,9 @@ public sealed class OciContent : IDisposable
 
     /// <summary>Blobs up to this size skip the cold-start election (see <see cref="RunAsync"/>).</summary>
     public const long SmallBlob = 1 << 20;
+
+    /// <summary>What a pointer for a digest says about its content: the digest is the content's SHA-256.</summary>
+    public static OriginValidators Validators(string digest, long length) => OriginValidators.ForDigest(length, OriginTasks.ParseDigest(digest));
 
     public static Hash256 TaskKey(string digest) => Hash256.Of(Encoding.UTF8.GetBytes("swarm/oci/v1\n" + digest));
 
@@ -230,6 +233,8 @@ public sealed class OciContent : IDisposable
                 WaitForOthers = fetch.UpstreamLength is { } size && size <= SmallBlob ? TimeSpan.Zero : WaitForOthers,
                 BackToSource = upstreamFailure == null,
                 OnContent = fetch.SetCurrent,
+                // The digest is the authority: any pointer may be tried, the content is checked against it before use.
+                Digest = OriginTasks.ParseDigest(fetch.Digest),
             };
             long last = 0;
             var originProgress = new SyncProgress<(long Done, long Total)>(p =>
@@ -263,7 +268,7 @@ public sealed class OciContent : IDisposable
             Remember(fetch.Digest, content.Id);
             if (upstream.HasCredentials) await MarkPrivateAsync(fetch.Digest, ct).ConfigureAwait(false);
             // A node that verified a blob from the swarm vouches for it too: the pointer outlives the node that ingested it.
-            if (!result.FromOrigin && !content.Manifest.IsLive) _ = PublishQuietlyAsync(fetch.Digest, content.Id, ct);
+            if (!result.FromOrigin && !content.Manifest.IsLive) _ = PublishQuietlyAsync(fetch.Digest, content.Id, content.Layout.Length, ct);
             fetch.Complete(content);
             _logger.LogInformation("mirror: {Digest} ({Bytes} bytes) from {Source}", fetch.Digest, content.Layout.Length, result.FromOrigin ? "the upstream" : "the swarm");
         }
@@ -298,7 +303,7 @@ public sealed class OciContent : IDisposable
             await _node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
             Remember(manifest.Digest, content.Id);
         }
-        await OriginTasks.PublishPointerAsync(_node, TaskKey(manifest.Digest), content.Id, cancellationToken).ConfigureAwait(false);
+        await OriginTasks.PublishPointerAsync(_node, TaskKey(manifest.Digest), content.Id, Validators(manifest.Digest, content.Layout.Length), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads a whole (small) content, e.g. a manifest.</summary>

@@ -61,9 +61,9 @@ public static class OciPreheat
                 using var origin = new OriginClient(headers);
                 var key = OciContent.TaskKey(digest);
                 long before = done;
-                local = await OriginTasks.IngestAsync(node, client.BlobUri(reference.Repository, digest), key, origin,
+                local = (await OriginTasks.IngestAsync(node, client.BlobUri(reference.Repository, digest), key, origin,
                     new Progress<(long Done, long Total)>(p => progress?.Report((before + p.Done, total))),
-                    live => OriginTasks.PublishPointerAsync(node, key, live, cancellationToken, live: true), cancellationToken).ConfigureAwait(false);
+                    (live, validators) => OriginTasks.PublishPointerAsync(node, key, live, validators, cancellationToken, live: true), cancellationToken).ConfigureAwait(false)).Content;
                 try
                 {
                     OriginTasks.VerifyDigest(local, digest);
@@ -78,7 +78,7 @@ public static class OciPreheat
             }
             await node.ServeAsync(local, cancellationToken).ConfigureAwait(false);
             if (client.HasCredentials) await oci.MarkPrivateAsync(digest, cancellationToken).ConfigureAwait(false);
-            await OriginTasks.PublishPointerAsync(node, OciContent.TaskKey(digest), local.Id, cancellationToken).ConfigureAwait(false);
+            await OriginTasks.PublishPointerAsync(node, OciContent.TaskKey(digest), local.Id, OciContent.Validators(digest, local.Layout.Length), cancellationToken).ConfigureAwait(false);
             done += size;
             progress?.Report((done, total));
         }

@@ -247,8 +247,9 @@ public class DhtNodeTests
         Assert.Equal(DhtStatus.StaleSequence, store.Put(SignedRecord.Create(a, key, "2"u8, 2, expires)));
         Assert.Equal(DhtStatus.StaleSequence, store.Put(SignedRecord.Create(a, key, "x"u8, 3, expires))); // same sequence, other value
         Assert.Equal(3, Assert.Single(store.Get(key)).Sequence);
-        Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(b, key, "b"u8, 1, expires)));
-        Assert.Equal(DhtStatus.StoreFull, store.Put(SignedRecord.Create(c, key, "c"u8, 1, expires))); // per key
+        Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(b, key, "b"u8, 1, expires), IPAddress.Parse("192.0.2.2")));
+        // Per key: two publishers behind two addresses fill it, and a third address does not push either out.
+        Assert.Equal(DhtStatus.StoreFull, store.Put(SignedRecord.Create(c, key, "c"u8, 1, expires), IPAddress.Parse("192.0.2.3")));
         Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(c, Hash256.Random(), "c"u8, 1, expires)));
         Assert.Equal(DhtStatus.StoreFull, store.Put(SignedRecord.Create(c, Hash256.Random(), "d"u8, 1, expires))); // overall
         Assert.Equal(3, store.Count);

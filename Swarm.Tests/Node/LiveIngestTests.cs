@@ -39,7 +39,7 @@ public class LiveIngestTests
 
         var liveId = new TaskCompletionSource<ContentId>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var client = new OriginClient([]);
-        var ingest = OriginTasks.IngestAsync(ingester, url, taskKey, client, null, id =>
+        var ingest = OriginTasks.IngestAsync(ingester, url, taskKey, client, null, (id, _) =>
         {
             liveId.TrySetResult(id);
             return Task.CompletedTask;
@@ -47,7 +47,12 @@ public class LiveIngestTests
         var id = await liveId.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
         var download = downloader.Engine.DownloadAsync(id, [ingester.EndPoint!], null, Ct);
 
-        var sealedAtIngester = await ingest.WaitAsync(TimeSpan.FromSeconds(60), Ct);
+        var ingested = await ingest.WaitAsync(TimeSpan.FromSeconds(60), Ct);
+        var sealedAtIngester = ingested.Content;
+        // The sealed pointer carries the whole content's SHA-256 and the origin's validators.
+        Assert.Equal(new Hash256(SHA256.HashData(content)), ingested.Validators.Sha256);
+        Assert.Equal(content.Length, ingested.Validators.Length);
+        Assert.NotNull(ingested.Validators.ETag);
         var live = await download.WaitAsync(TimeSpan.FromSeconds(60), Ct);
 
         Assert.InRange(originBytesAtFirstPiece, 0, content.Length / 2); // pieces flowed while the origin was still sending
@@ -118,11 +123,11 @@ public class LiveIngestTests
         await using var downloader = await LocalNode.StartAsync(dir.Combine("b"), new EngineOptions(), NullLogger.Instance, Loopback, [], Ct);
         ContentId live = default;
         using var client = new OriginClient([]);
-        var sealedAtIngester = await OriginTasks.IngestAsync(ingester, url, TaskKey.For(url, null, []), client, null, id =>
+        var sealedAtIngester = (await OriginTasks.IngestAsync(ingester, url, TaskKey.For(url, null, []), client, null, (id, _) =>
         {
             live = id;
             return Task.CompletedTask;
-        }, Ct);
+        }, Ct)).Content;
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var got = await downloader.Engine.DownloadAsync(live, [ingester.EndPoint!], null, Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
