@@ -222,7 +222,8 @@ public static class OriginTasks
 
     public static readonly TimeSpan LeaseLifetime = TimeSpan.FromSeconds(15);
 
-    private static Hash256 LeaseKey(Hash256 taskKey)
+    /// <summary>The DHT key of the cold-start leases of a task.</summary>
+    public static Hash256 LeaseKey(Hash256 taskKey)
     {
         Span<byte> b = stackalloc byte[14 + Hash256.Size];
         "swarm/lease/v1"u8.CopyTo(b);

@@ -104,7 +104,9 @@ public static class UrlFetch
             {
                 // Cold start: one node takes the lease and goes to the origin; the others wait for its pointer.
                 var lease = await OriginTasks.TryTakeLeaseAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false);
-                contenders = Math.Max(contenders, lease.Others);
+                // The last election's count: leases given up on (a forged one, a holder that died) are no longer in it, so
+                // an ingester does not linger for contenders that are not there.
+                contenders = lease.Others;
                 if (!lease.IsHolder)
                 {
                     say($"swarm: another node is fetching {url} from the origin; fetching from it as it reads");

@@ -139,6 +139,7 @@ public class OriginCommandTests
         Assert.Equal(content, File.ReadAllBytes(dir.Combine("2.bin")));
         Assert.Equal(content.Length, origin.BytesSent);
         Assert.Equal(1, origin.Requests);
+        Assert.Equal(1, origin.HeadRequests); // the second get asked the origin once whether the pointer is current
     }
 
     [Theory]

@@ -16,6 +16,7 @@ public sealed class CountingOrigin : IAsyncDisposable
     private readonly Task _loop;
     private long _bytesSent;
     private int _requests;
+    private int _heads;
     private int _failNext;
     private int _failStatus = 500;
     private long _cutAfter = -1;
@@ -39,7 +40,9 @@ public sealed class CountingOrigin : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
     public long BytesSent => Interlocked.Read(ref _bytesSent);
+    /// <summary>GET requests (HEAD requests, the pointer checks, are counted in <see cref="HeadRequests"/>).</summary>
     public int Requests => Volatile.Read(ref _requests);
+    public int HeadRequests => Volatile.Read(ref _heads);
     public string Url(string path) => $"http://127.0.0.1:{Port}{path}";
 
     public void Serve(string path, byte[] content) { lock (_files) _files[path] = content; }
@@ -75,8 +78,8 @@ public sealed class CountingOrigin : IAsyncDisposable
                 if (await stream.ReadAsync(one, _stop.Token) == 0) return;
                 head.Append((char)one[0]);
             }
-            Interlocked.Increment(ref _requests);
             string[] requestLine = head.ToString().Split("\r\n")[0].Split(' ');
+            Interlocked.Increment(ref requestLine[0] == "HEAD" ? ref _heads : ref _requests);
             string path = requestLine.Length > 1 ? requestLine[1].Split('?')[0] : "/";
             if (Interlocked.Decrement(ref _failNext) >= 0)
             {
@@ -115,8 +118,12 @@ public sealed class CountingOrigin : IAsyncDisposable
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException) { }
     }
 
+    private int _disposed;
+
+    /// <summary>Stops listening (an origin that is down: connections are refused). Safe to call more than once.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _stop.CancelAsync();
         _listener.Stop();
         try { await _loop; } catch (Exception) { }
