@@ -47,6 +47,7 @@ public sealed class ThroughputColumn : IColumn
     private static long BytesPerOperation(BenchmarkCase benchmarkCase)
     {
         if (benchmarkCase.Descriptor.Type == typeof(BlockWriteBenchmarks)) return 1024 * 1024;
+        if (benchmarkCase.Descriptor.Type == typeof(VerifiedReadBenchmarks)) return VerifiedReadBenchmarks.Length;
         foreach (var p in benchmarkCase.Parameters.Items)
         {
             if (p.Name == nameof(PieceHashBenchmarks.PieceSize) && p.Value is int size) return size;

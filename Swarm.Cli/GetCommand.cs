@@ -78,6 +78,7 @@ internal static class GetCommand
                 var clock = Stopwatch.StartNew();
                 Swarm.Core.Storage.StoredContent content;
                 long already = 0;
+                Swarm.Core.Content.Bitfield? heldBefore = null, verifiedInMemory = null; // null: the export re-hashes every stored piece
                 bool ingestedFromOrigin = false;
                 int contenders = 0; // other nodes that asked for the same URL at the same time (cold start)
                 if (url != null)
@@ -101,13 +102,15 @@ internal static class GetCommand
                 }
                 else
                 {
-                    using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
+                    heldBefore = node.SnapshotVerified(contentId);
+                    if (heldBefore != null) using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
                     if (peerList.Length == 0 && !canDiscover && already == 0)
                         throw new UsageException("no way to find peers: give --bootstrap IP:PORT (a DHT node) or --peer IP:PORT (a node serving this content)");
                     content = await node.Engine.DownloadAsync(contentId, peerList, swarmProgress, ct, canDiscover ? node.Discovery : null).ConfigureAwait(false);
+                    verifiedInMemory = content.VerifiedSince(heldBefore);
                 }
                 if (parse.GetValue(digest) is { } expected) OriginTasks.VerifyDigest(content, expected);
-                content.Export(path);
+                content = await node.ExportCheckedAsync(content, path, verifiedInMemory, peerList, swarmProgress, ct).ConfigureAwait(false);
                 progress.Report(content.Layout.Length, content.Layout.Length, force: true);
                 progress.Finish();
                 var swarm = node.Engine.Find(contentId);

@@ -239,6 +239,7 @@ public static class Metrics
         Metric("swarm_bytes_uploaded_total", "counter", "Content bytes sent to peers.", ("", e.TotalBytesUploaded));
         Metric("swarm_pieces_verified_total", "counter", "Pieces that matched their hash (downloaded or ingested).", ("", e.PiecesVerified));
         Metric("swarm_pieces_failed_total", "counter", "Pieces from peers that failed their hash check.", ("", e.PiecesFailed));
+        Metric("swarm_pieces_rotten_total", "counter", "Stored pieces that failed their hash check when read (served, mirrored or exported); dropped and fetched again.", ("", e.PiecesRotten));
         Metric("swarm_peers", "gauge", "Open peer connections.", ("", e.Connections));
         Metric("swarm_connections_refused_total", "counter", "Inbound connections refused at the connection limit.", ("", e.RefusedConnections));
         Metric("swarm_banned_peers", "gauge", "Peers banned for sending bad data.", ("", e.Bans.Count));

@@ -30,6 +30,7 @@ public sealed class LocalNode : IAsyncDisposable
         Dht = dht;
         _logger = logger;
         Engine.PieceVerified += OnPieceVerified;
+        Engine.PieceRotten += OnPieceRotten;
         Engine.ContentSealed += OnContentSealed;
     }
 
@@ -53,7 +54,7 @@ public sealed class LocalNode : IAsyncDisposable
     {
         Directory.CreateDirectory(dataDirectory);
         var key = NodeKey.LoadOrCreate(dataDirectory);
-        var store = new ContentStore(dataDirectory);
+        var store = new ContentStore(dataDirectory, logger);
         SwarmEngine? engine = null;
         DhtNode? dht = null;
         try
@@ -159,6 +160,63 @@ public sealed class LocalNode : IAsyncDisposable
         Dht.UpdateHoldings(content.Id.Value, Holdings(content));
     }
 
+    /// <summary>A stored piece failed its hash check and is no longer served: the DHT record says so at its next refresh.</summary>
+    private void OnPieceRotten(StoredContent content, int piece)
+    {
+        if (Dht == null || EndPoint == null) return;
+        Dht.UpdateHoldings(content.Id.Value, Holdings(content));
+    }
+
+    /// <summary>
+    /// A snapshot of the pieces this node holds of <paramref name="id"/> now (null when it holds no entry), taken before a
+    /// download so that the export afterwards re-hashes only what was already stored (<see cref="StoredContent.VerifiedSince"/>).
+    /// </summary>
+    public Bitfield? SnapshotVerified(ContentId id)
+    {
+        if (Engine.Find(id)?.Content is { } served) return served.Verified.Clone();
+        using var stored = Store.TryOpen(id);
+        return stored?.Verified.Clone();
+    }
+
+    /// <summary>
+    /// Writes a downloaded content to <paramref name="outputPath"/> after re-hashing its stored pieces, except those in
+    /// <paramref name="verifiedInMemory"/> (verified by this very download; null: check them all). Pieces that fail their
+    /// hash check in the store are dropped and fetched again from <paramref name="peers"/> and the DHT before the export is
+    /// tried again, so a wrong byte never reaches the output. Returns the exported content.
+    /// </summary>
+    public async Task<StoredContent> ExportCheckedAsync(StoredContent content, string outputPath, Bitfield? verifiedInMemory, IReadOnlyList<IPEndPoint> peers,
+        IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                content.Export(outputPath, verifiedInMemory);
+                return content;
+            }
+            catch (PieceRottenException rot) when (attempt < 3)
+            {
+                var id = content.Id;
+                var before = content.Verified.Clone();
+                try
+                {
+                    content = await Engine.DownloadAsync(id, peers, progress, cancellationToken, Discovery).ConfigureAwait(false);
+                }
+                catch (PeerUnavailableException e)
+                {
+                    string which = rot.Pieces.Count == 1 ? $"piece {rot.Pieces[0]}" : $"pieces {string.Join(", ", rot.Pieces.Take(10))}";
+                    throw new PeerUnavailableException(
+                        $"{which} of {id} failed {(rot.Pieces.Count == 1 ? "its" : "their")} hash check in the store and no peer could serve {(rot.Pieces.Count == 1 ? "it" : "them")} again; " +
+                        $"nothing was written to {outputPath}. Run the get again with --peer IP:PORT or --bootstrap IP:PORT so the pieces can be fetched ({e.Message})", e);
+                }
+                // Every other piece passed the check just now, and the refetched ones were verified in memory: nothing to re-hash.
+                var trusted = content.VerifiedSince(before);
+                for (int i = 0; i < before.Length; i++) if (before[i]) trusted.Set(i);
+                verifiedInMemory = trusted;
+            }
+        }
+    }
+
     /// <summary>A live content downloaded from an ingest was sealed: serve and announce the sealed entry too.</summary>
     private void OnContentSealed(StoredContent live, StoredContent sealedContent)
     {
@@ -199,6 +257,7 @@ public sealed class LocalNode : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _stop.CancelAsync().ConfigureAwait(false);
         Engine.PieceVerified -= OnPieceVerified;
+        Engine.PieceRotten -= OnPieceRotten;
         Engine.ContentSealed -= OnContentSealed;
         if (Dht != null)
         {

@@ -141,6 +141,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             await _node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
             served++;
         }
+        _node.Engine.PieceRotten += OnPieceRotten;
         _oci = new Mirror.OciContent(_node, Path.Combine(Config.DataDirectory, "mirror"), _logger, AddOriginBytes);
         if (Config.Mirror != null) Mirror = new Mirror.RegistryMirror(_node, _oci, _registries, Config.Upstream, _logger);
         int resumed = 0;
@@ -242,6 +243,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         {
             var node = Node;
             StoredContent content;
+            Bitfield? heldBefore = null, verifiedInMemory = null; // null: the export re-hashes every stored piece
             var url = OriginRequest.AsUrl(request.Source);
             var headers = OriginRequest.ParseHeaders(request.Headers);
             if (request.Kind == "seed" && request.Source.StartsWith("oci://", StringComparison.OrdinalIgnoreCase))
@@ -299,12 +301,15 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             {
                 if (!ContentId.TryParse(request.Source, out var id)) throw new ArgumentException($"'{request.Source}' is not a content id");
                 task.Content = id;
+                heldBefore = node.SnapshotVerified(id);
                 content = await node.Engine.DownloadAsync(id, [.. request.Peers.Select(EndPoints.Parse)], SwarmProgress(task), ct, node.Discovery).ConfigureAwait(false);
+                verifiedInMemory = content.VerifiedSince(heldBefore);
             }
             task.Content ??= content.Id;
             task.Total = task.Verified = content.Layout.Length;
             if (request.Digest is { } digest) OriginTasks.VerifyDigest(content, digest);
-            if (request.Output != null) content.Export(request.Output);
+            if (request.Output != null)
+                content = await node.ExportCheckedAsync(content, request.Output, verifiedInMemory, [.. request.Peers.Select(EndPoints.Parse)], SwarmProgress(task), ct).ConfigureAwait(false);
             ContentUsed?.Invoke(content.Id);
             task.State = "done";
         }
@@ -333,6 +338,37 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         {
             task.Finished = DateTimeOffset.UtcNow;
             if (!_stop.IsCancellationRequested) SaveTasks();
+        }
+    }
+
+    // ---- repair: content that lost pieces to rot in the store is fetched again in the background ----
+
+    private readonly ConcurrentDictionary<ContentId, bool> _repairs = new();
+
+    private void OnPieceRotten(StoredContent content, int piece)
+    {
+        // One repair per content at a time; pieces that rot while it runs are fetched by the same download.
+        if (_stop.IsCancellationRequested || content.Manifest.IsLive || !_repairs.TryAdd(content.Id, true)) return;
+        _ = Task.Run(() => RepairAsync(content.Id));
+    }
+
+    private async Task RepairAsync(ContentId id)
+    {
+        try
+        {
+            var node = Node;
+            _logger.LogInformation("repair: fetching the pieces of {Id} that failed their hash check in the store from peers", id.ToUri());
+            var content = await node.Engine.DownloadAsync(id, [], null, _stop.Token, node.Discovery).ConfigureAwait(false);
+            _logger.LogInformation("repair of {Id} done: all {Pieces} pieces verified again", id.ToUri(), content.Layout.PieceCount);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested) { }
+        catch (Exception e) when (e is PeerUnavailableException or IOException or InvalidOperationException)
+        {
+            _logger.LogWarning("repair of {Id} failed: {Error}; its rotten pieces stay missing (not served) until a later 'swarm get' of it fetches them", id.ToUri(), e.Message);
+        }
+        finally
+        {
+            _repairs.TryRemove(id, out _);
         }
     }
 

@@ -47,6 +47,27 @@ public sealed class Bitfield
         }
     }
 
+    /// <summary>Clears a bit (a stored piece that failed its hash check); returns false if it was not set.</summary>
+    public bool Clear(int index)
+    {
+        if ((uint)index >= (uint)Length) throw new ArgumentOutOfRangeException(nameof(index));
+        byte mask = (byte)(0x80 >> (index & 7));
+        ref byte slot = ref _bits[index >> 3];
+        while (true)
+        {
+            byte old = Volatile.Read(ref slot);
+            if ((old & mask) == 0) return false;
+            if (Interlocked.CompareExchange(ref slot, (byte)(old & ~mask), old) == old)
+            {
+                Interlocked.Decrement(ref _count);
+                return true;
+            }
+        }
+    }
+
+    /// <summary>A copy that later changes to this bitfield do not affect (a snapshot).</summary>
+    public Bitfield Clone() => FromBytes(ToBytes(), Length);
+
     public void SetAll()
     {
         for (int i = 0; i < Length; i++) Set(i);

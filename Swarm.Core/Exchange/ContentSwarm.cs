@@ -19,7 +19,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     private readonly List<PeerSession> _sessions = [];
     private readonly Dictionary<int, PartialPiece> _partials = [];
     private readonly HashSet<int> _verifying = [];
-    private readonly TaskCompletionSource<StoredContent> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource<StoredContent> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private StoredContent? _content;
     private PiecePicker? _picker;
@@ -44,7 +44,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     internal ILogger Logger => Engine.Logger;
     public StoredContent? Content => Volatile.Read(ref _content);
     public bool IsDownloading { get; private set; }
-    public Task<StoredContent> Completion => _done.Task;
+    public Task<StoredContent> Completion => Volatile.Read(ref _done).Task;
     public long BytesFromPeers => Interlocked.Read(ref _bytesFromPeers);
     public long BytesUploaded => Interlocked.Read(ref _bytesUploaded);
     public long BytesWasted => Interlocked.Read(ref _bytesWasted);
@@ -94,6 +94,8 @@ public sealed class ContentSwarm : IAsyncDisposable
     /// <summary>Starts downloading: verification workers run, and sessions start requesting as soon as the manifest is known.</summary>
     internal void StartDownload()
     {
+        List<PeerSession> interested = [];
+        List<PeerSession> sessions;
         lock (_sync)
         {
             if (IsDownloading) return;
@@ -102,12 +104,35 @@ public sealed class ContentSwarm : IAsyncDisposable
                 _done.TrySetResult(_content);
                 return;
             }
+            // A content that completed before and lost pieces to rot since: a new completion to wait for.
+            if (_done.Task.IsCompleted) Volatile.Write(ref _done, new TaskCompletionSource<StoredContent>(TaskCreationOptions.RunContinuationsAsynchronously));
             IsDownloading = true;
             _lastProgress = Environment.TickCount64;
-            _verifyQueue = Channel.CreateUnbounded<PartialPiece>(new UnboundedChannelOptions { SingleWriter = false });
-            int workers = Math.Clamp(Environment.ProcessorCount, 1, 4);
-            _verifiers = Enumerable.Range(0, workers).Select(_ => Task.Run(VerifyLoopAsync)).ToArray();
+            if (_verifyQueue == null)
+            {
+                _verifyQueue = Channel.CreateUnbounded<PartialPiece>(new UnboundedChannelOptions { SingleWriter = false });
+                int workers = Math.Clamp(Environment.ProcessorCount, 1, 4);
+                _verifiers = Enumerable.Range(0, workers).Select(_ => Task.Run(VerifyLoopAsync)).ToArray();
+            }
+            // Peers connected while this node was complete: want from them what was lost.
+            foreach (var s in _sessions) if (UpdateInterest(s)) interested.Add(s);
+            sessions = [.. _sessions];
         }
+        foreach (var s in interested) s.Connection.PostSignal(MessageKind.Interested);
+        foreach (var s in sessions) Pump(s);
+    }
+
+    /// <summary>
+    /// A stored piece failed its hash check when read (served, mirrored or exported): it is already out of the verified
+    /// set, so requests for it are refused; log it once, count it, and let the node update its holdings and repair.
+    /// </summary>
+    private void OnPieceRotten(int piece)
+    {
+        var content = Content;
+        if (content == null) return;
+        Logger.LogWarning("piece {Piece} of {Id} failed its hash check in the store (its bytes in {Path} changed on disk after they were verified); " +
+            "it is no longer served and is fetched again from peers (by the node's repair, or the next 'swarm get' of it)", piece, Id.ToUri(), content.DataPath);
+        Engine.OnPieceRotten(content, piece);
     }
 
     internal void Fail(Exception error)
@@ -117,6 +142,7 @@ public sealed class ContentSwarm : IAsyncDisposable
 
     private void SetContent(StoredContent content)
     {
+        content.PieceRotten += OnPieceRotten;
         _content = content;
         _picker = new PiecePicker(content.Layout.PieceCount);
     }
@@ -1064,6 +1090,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             _partials.Clear();
         }
         _done.TrySetCanceled();
+        if (_content != null) _content.PieceRotten -= OnPieceRotten;
         _content?.Dispose();
         _stop.Dispose();
     }

@@ -272,7 +272,13 @@ public sealed class PeerSession
             try
             {
                 await Connection.SendBlockAsync(new BlockHeader(request.Piece, request.Offset), request.Length, (content, offset),
-                    static (s, span) => s.content.Read(s.offset, span), cancellationToken).ConfigureAwait(false);
+                    static (s, span) => s.content.ReadVerified(s.offset, span), cancellationToken).ConfigureAwait(false);
+            }
+            catch (PieceRottenException)
+            {
+                // The stored bytes failed their hash: nothing was sent, the piece is dropped (the swarm logs it once).
+                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.NotAvailable));
+                continue;
             }
             catch (ContentModifiedException e)
             {

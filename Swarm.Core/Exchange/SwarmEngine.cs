@@ -68,7 +68,7 @@ public sealed class SwarmEngine : IAsyncDisposable
         DownloadRate = downloadBytesPerSecond;
     }
 
-    private long _totalFromPeers, _totalUploaded, _piecesVerified, _piecesFailed;
+    private long _totalFromPeers, _totalUploaded, _piecesVerified, _piecesFailed, _piecesRotten;
 
     /// <summary>Bytes received from peers in blocks, all content, since start.</summary>
     public long TotalBytesFromPeers => Interlocked.Read(ref _totalFromPeers);
@@ -78,6 +78,25 @@ public sealed class SwarmEngine : IAsyncDisposable
     public long PiecesVerified => Interlocked.Read(ref _piecesVerified);
     /// <summary>Pieces from peers that failed their hash check, all content, since start.</summary>
     public long PiecesFailed => Interlocked.Read(ref _piecesFailed);
+
+    /// <summary>Stored pieces that failed their hash check when read (served, mirrored or exported), all content, since start.</summary>
+    public long PiecesRotten => Interlocked.Read(ref _piecesRotten);
+
+    /// <summary>Raised after a stored piece failed its hash check and was dropped (for updating holdings and repairing).</summary>
+    public event Action<StoredContent, int>? PieceRotten;
+
+    internal void OnPieceRotten(StoredContent content, int piece)
+    {
+        Interlocked.Increment(ref _piecesRotten);
+        try
+        {
+            PieceRotten?.Invoke(content, piece);
+        }
+        catch (Exception e)
+        {
+            Logger.LogWarning("piece-rotten handler failed: {Error}", e.Message);
+        }
+    }
 
     internal void CountFromPeers(long bytes) => Interlocked.Add(ref _totalFromPeers, bytes);
     internal void CountUploaded(long bytes) => Interlocked.Add(ref _totalUploaded, bytes);

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using Swarm.Core.Content;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Swarm.Core.Identity;
 
 namespace Swarm.Core.Storage;
@@ -12,8 +14,9 @@ namespace Swarm.Core.Storage;
 /// </summary>
 public sealed class ContentStore
 {
-    public ContentStore(string root)
+    public ContentStore(string root, ILogger? logger = null)
     {
+        Logger = logger ?? NullLogger.Instance;
         Root = Path.GetFullPath(root);
         ContentRoot = Path.Combine(Root, "content");
         TempRoot = Path.Combine(Root, "tmp");
@@ -21,6 +24,8 @@ public sealed class ContentStore
         Directory.CreateDirectory(TempRoot);
     }
 
+    /// <summary>Where the store reports entries it repaired or set aside (a lost journal, a damaged manifest).</summary>
+    public ILogger Logger { get; }
     public string Root { get; }
     public string ContentRoot { get; }
     public string TempRoot { get; }
@@ -76,35 +81,97 @@ public sealed class ContentStore
         return true;
     }
 
-    /// <summary>Opens an entry if the store has its manifest; null otherwise. A damaged entry is reported, not trusted.</summary>
-    public StoredContent? TryOpen(ContentId id)
+    /// <summary>
+    /// Opens an entry if the store has its manifest; null otherwise. An entry whose manifest or signature is missing,
+    /// unreadable, for another id or not the ingester's is never trusted: its manifest, signature, journal and stamp are
+    /// set aside (one warning), so the id is not blocked: the next manifest a peer sends for it rebuilds the entry around
+    /// the kept data file, which is then re-hashed (<see cref="OpenOrCreate"/>).
+    /// </summary>
+    public StoredContent? TryOpen(ContentId id) => TryOpen(id, rebuilding: false);
+
+    private StoredContent? TryOpen(ContentId id, bool rebuilding)
     {
         string dir = EntryDirectory(id);
         string manifestPath = Path.Combine(dir, StoredContent.ManifestFile);
         if (!File.Exists(manifestPath)) return null;
-        var manifest = Manifest.Decode(File.ReadAllBytes(manifestPath));
-        if (manifest.Id != id) throw new InvalidDataException($"store entry {dir} holds a manifest for another id; remove the directory");
-        byte[] signature = File.ReadAllBytes(Path.Combine(dir, StoredContent.SignatureFile));
-        return new StoredContent(dir, manifest, signature);
+        string? damage;
+        Manifest? manifest = null;
+        byte[]? signature = null;
+        try
+        {
+            manifest = Manifest.Decode(File.ReadAllBytes(manifestPath));
+            string signaturePath = Path.Combine(dir, StoredContent.SignatureFile);
+            if (manifest.Id != id) damage = $"its manifest is for another id ({manifest.Id})";
+            else if (!File.Exists(signaturePath)) damage = "its signature file is missing";
+            else if (!manifest.IsLive && !manifest.VerifySignature(signature = File.ReadAllBytes(signaturePath))) damage = "its signature is not the ingester's";
+            else damage = null;
+            signature ??= manifest.IsLive ? File.ReadAllBytes(signaturePath) : null;
+        }
+        catch (InvalidDataException e)
+        {
+            damage = "its manifest is unreadable (" + e.Message + ")";
+        }
+        if (damage != null)
+        {
+            SetAside(dir, id, damage);
+            return null;
+        }
+        var content = new StoredContent(dir, manifest!, signature!);
+        if (content.RebuiltJournal && !rebuilding)
+            Logger.LogWarning("store entry {Id} had lost its journal; re-hashed its data file instead of fetching it again: {Verified}/{Pieces} pieces intact",
+                id.ToUri(), content.Verified.Count, content.Layout.PieceCount);
+        return content;
     }
 
-    /// <summary>Opens the entry for a manifest received from a peer, creating it if needed. The signature must already be checked.</summary>
+    /// <summary>Drops the untrusted metadata of a damaged entry, keeping its data file for a rebuild.</summary>
+    private void SetAside(string dir, ContentId id, string damage)
+    {
+        foreach (string name in new[] { StoredContent.ManifestFile, StoredContent.SignatureFile, StoredContent.JournalFile, StoredContent.StampFile, StoredContent.PieceHashesFile })
+        {
+            try { File.Delete(Path.Combine(dir, name)); } catch (IOException) { }
+        }
+        Logger.LogWarning("store entry {Id} is damaged: {Damage}; it is no longer served, and its data is kept and re-hashed when the manifest is fetched from a peer again (the next 'swarm get' of it)", id.ToUri(), damage);
+    }
+
+    /// <summary>
+    /// Opens the entry for a manifest received from a peer, creating it if needed. The signature must already be checked.
+    /// An entry directory without a usable manifest (deleted or set aside as damaged) is rebuilt in place: the manifest and
+    /// signature are written again and its data file, if any, is kept and re-hashed (its journal counts as lost).
+    /// </summary>
     public StoredContent OpenOrCreate(Manifest manifest, byte[] signature)
     {
         var existing = TryOpen(manifest.Id);
         if (existing != null) return existing;
+        string target = EntryDirectory(manifest.Id);
+        if (Directory.Exists(target)) return Rebuild(target, manifest, signature);
         string tmp = NewTempDirectory();
         File.WriteAllBytes(Path.Combine(tmp, StoredContent.ManifestFile), manifest.Encoded);
         File.WriteAllBytes(Path.Combine(tmp, StoredContent.SignatureFile), signature);
         try
         {
-            Directory.Move(tmp, EntryDirectory(manifest.Id));
+            Directory.Move(tmp, target);
         }
-        catch (IOException) when (Directory.Exists(EntryDirectory(manifest.Id)))
+        catch (IOException) when (Directory.Exists(target))
         {
             Directory.Delete(tmp, recursive: true); // another process created it first
         }
-        return TryOpen(manifest.Id) ?? throw new IOException($"could not create store entry for {manifest.Id} in {ContentRoot}");
+        return TryOpen(manifest.Id) ?? throw new IOException($"could not create store entry for {manifest.Id} in {ContentRoot}; check that the data directory is writable");
+    }
+
+    private StoredContent Rebuild(string dir, Manifest manifest, byte[] signature)
+    {
+        // The journal and stamp belonged to a manifest that was lost: without them the data file is re-hashed whole.
+        foreach (string name in new[] { StoredContent.JournalFile, StoredContent.StampFile, StoredContent.PieceHashesFile })
+            File.Delete(Path.Combine(dir, name));
+        File.WriteAllBytes(Path.Combine(dir, StoredContent.SignatureFile + ".tmp"), signature);
+        File.Move(Path.Combine(dir, StoredContent.SignatureFile + ".tmp"), Path.Combine(dir, StoredContent.SignatureFile), overwrite: true);
+        // The manifest last: a directory with a manifest is a whole entry.
+        File.WriteAllBytes(Path.Combine(dir, StoredContent.ManifestFile + ".tmp"), manifest.Encoded);
+        File.Move(Path.Combine(dir, StoredContent.ManifestFile + ".tmp"), Path.Combine(dir, StoredContent.ManifestFile), overwrite: true);
+        var content = TryOpen(manifest.Id, rebuilding: true) ?? throw new IOException($"could not rebuild store entry {dir} for {manifest.Id}; remove the directory and fetch again");
+        Logger.LogWarning("store entry {Id} had no usable manifest; rebuilt it from the manifest a peer sent, {Kept}", manifest.Id.ToUri(),
+            content.RebuiltJournal ? $"and re-hashed its data file: {content.Verified.Count}/{content.Layout.PieceCount} pieces intact" : "with no data kept");
+        return content;
     }
 
     /// <summary>

@@ -37,8 +37,20 @@ public sealed class StoredContent : IDisposable
         Signature = signature;
         Verified = new Bitfield(manifest.PieceCount);
         if (manifest.IsLive) LoadPieceHashes();
-        LoadJournal();
-        if (Verified.IsComplete && !StampMatches()) Reverify();
+        bool rehashed = false;
+        if (JournalLost())
+        {
+            // The data file is whole but the journal is gone: re-hash every piece (a read pass) instead of fetching it
+            // all again. Only pieces that match their manifest hash count.
+            for (int i = 0; i < Layout.PieceCount; i++) if (Manifest.HasPieceHash(i)) Verified.Set(i);
+            Reverify();
+            RebuiltJournal = rehashed = true;
+        }
+        else
+        {
+            LoadJournal();
+        }
+        if (!rehashed && Verified.IsComplete && !StampMatches()) Reverify();
         _data = OpenData(writable: !Verified.IsComplete);
         if (Verified.IsComplete && !File.Exists(Path.Combine(directory, StampFile))) WriteStamp();
     }
@@ -51,6 +63,14 @@ public sealed class StoredContent : IDisposable
     public Bitfield Verified { get; private set; }
     public bool IsComplete => Verified.IsComplete;
     public string DataPath => Path.Combine(Directory, DataFile);
+    /// <summary>True when this open found the journal missing and rebuilt it by re-hashing the data file.</summary>
+    public bool RebuiltJournal { get; }
+
+    /// <summary>
+    /// Raised once when a verified piece fails its hash check in the store (it was dropped from <see cref="Verified"/> and
+    /// from the journal, and is no longer served). The argument is the piece index.
+    /// </summary>
+    public event Action<int>? PieceRotten;
 
     /// <summary>Bytes held in verified pieces.</summary>
     public long VerifiedBytes
@@ -137,12 +157,145 @@ public sealed class StoredContent : IDisposable
         PieceVerified?.Invoke(piece);
     }
 
-    /// <summary>Reads bytes of verified content. The caller must only ask for verified pieces.</summary>
+    /// <summary>
+    /// Reads bytes of verified content as they are on disk, without checking them against their hashes. Whatever leaves the
+    /// node (blocks for peers, the mirror) goes through <see cref="ReadVerified"/> instead; this is the baseline it is
+    /// measured against. The caller must only ask for verified pieces.
+    /// </summary>
     public int Read(long offset, Span<byte> destination)
     {
-        var handle = _data ?? throw new ObjectDisposedException(nameof(StoredContent));
+        var handle = DataHandle();
+        ReadExactly(handle, destination, offset);
+        return destination.Length;
+    }
+
+    /// <summary>
+    /// Bytes of verified content that are checked against their hashes before they are returned, so a byte that changed on
+    /// disk after it was verified never leaves the node. The first read of a piece reads and hashes the whole piece against
+    /// its manifest hash and keeps a SHA-256 of each of its 128 KiB check units (32 bytes per unit, 0.025% of the
+    /// content's size, in memory only); later reads hash just the units they return. A wire block is exactly one aligned
+    /// unit, so it is read straight into <paramref name="destination"/> (the send buffer) and hashed there; unaligned ranges
+    /// read the covering units through a pooled buffer. A piece that fails is dropped (<see cref="PieceRotten"/>) and
+    /// <see cref="PieceRottenException"/> is thrown; nothing has then been written to <paramref name="destination"/> that
+    /// the caller may use.
+    /// </summary>
+    public int ReadVerified(long offset, Span<byte> destination)
+    {
+        var handle = DataHandle();
+        if (offset < 0 || offset + destination.Length > Layout.Length) throw new ArgumentOutOfRangeException(nameof(offset), $"{offset}+{destination.Length} is outside {Id}");
+        int done = 0;
+        while (done < destination.Length)
+        {
+            long position = offset + done;
+            int piece = (int)(position / Layout.PieceSize);
+            long pieceStart = Layout.PieceOffset(piece);
+            int pieceLength = Layout.PieceLength(piece);
+            int n = (int)Math.Min(destination.Length - done, pieceStart + pieceLength - position);
+            ReadPieceVerified(handle, piece, (int)(position - pieceStart), destination.Slice(done, n));
+            done += n;
+        }
+        return done;
+    }
+
+    /// <summary>The size of a check unit of <see cref="ReadVerified"/>: the wire block size, so a block is one unit.</summary>
+    public const int CheckUnit = PieceLayout.BlockSize;
+
+    /// <summary>Per piece, the SHA-256 of each check unit, once the piece was read and matched its manifest hash.</summary>
+    private byte[]?[]? _unitHashes;
+
+    private void ReadPieceVerified(SafeFileHandle handle, int piece, int inPiece, Span<byte> destination)
+    {
+        if (!Verified[piece]) throw NotHeld(piece);
+        long pieceStart = Layout.PieceOffset(piece);
+        int pieceLength = Layout.PieceLength(piece);
+        var all = Volatile.Read(ref _unitHashes) ?? InitUnitHashes();
+        var units = Volatile.Read(ref all[piece]);
+        if (units == null)
+        {
+            // First read of this piece: the whole piece against the manifest hash, then its unit hashes.
+            byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(pieceLength);
+            try
+            {
+                var data = buffer.AsSpan(0, pieceLength);
+                ReadExactly(handle, data, pieceStart);
+                if (!Manifest.VerifyPiece(piece, data)) throw Rotten(piece);
+                units = new byte[UnitCount(pieceLength) * Hash256.Size];
+                for (int u = 0; u * CheckUnit < pieceLength; u++)
+                    System.Security.Cryptography.SHA256.HashData(data.Slice(u * CheckUnit, Math.Min(CheckUnit, pieceLength - u * CheckUnit)), units.AsSpan(u * Hash256.Size, Hash256.Size));
+                // Only while still verified: a piece dropped meanwhile must be hashed again from the manifest after a refetch.
+                if (Verified[piece]) Interlocked.CompareExchange(ref all[piece], units, null);
+                data.Slice(inPiece, destination.Length).CopyTo(destination);
+                return;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+        int first = inPiece / CheckUnit;
+        int end = Math.Min(pieceLength, (inPiece + destination.Length + CheckUnit - 1) / CheckUnit * CheckUnit);
+        if (inPiece % CheckUnit == 0 && inPiece + destination.Length == end)
+        {
+            // Aligned (every wire block): read straight into the caller's buffer and hash it there.
+            ReadExactly(handle, destination, pieceStart + inPiece);
+            if (!UnitsMatch(units, first, destination)) throw Rotten(piece);
+            return;
+        }
+        int start = first * CheckUnit;
+        byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(end - start);
+        try
+        {
+            var covering = scratch.AsSpan(0, end - start);
+            ReadExactly(handle, covering, pieceStart + start);
+            if (!UnitsMatch(units, first, covering)) throw Rotten(piece);
+            covering.Slice(inPiece - start, destination.Length).CopyTo(destination);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private byte[]?[] InitUnitHashes()
+    {
+        Interlocked.CompareExchange(ref _unitHashes, new byte[]?[Layout.PieceCount], null);
+        return _unitHashes!;
+    }
+
+    private static int UnitCount(int pieceLength) => (pieceLength + CheckUnit - 1) / CheckUnit;
+
+    /// <summary>Hashes consecutive units starting at unit <paramref name="first"/> of a piece and compares each with its recorded hash.</summary>
+    private static bool UnitsMatch(byte[] units, int first, ReadOnlySpan<byte> data)
+    {
+        Span<byte> hash = stackalloc byte[Hash256.Size];
+        for (int at = 0, u = first; at < data.Length; at += CheckUnit, u++)
+        {
+            System.Security.Cryptography.SHA256.HashData(data.Slice(at, Math.Min(CheckUnit, data.Length - at)), hash);
+            if (!hash.SequenceEqual(units.AsSpan(u * Hash256.Size, Hash256.Size))) return false;
+        }
+        return true;
+    }
+
+    private PieceRottenException Rotten(int piece)
+    {
+        DropRottenPiece(piece);
+        return new PieceRottenException(Id, [piece],
+            $"piece {piece} of {Id} failed its hash check in the store (its bytes on disk changed after they were verified); it is no longer served and is fetched again from peers");
+    }
+
+    private PieceRottenException NotHeld(int piece) =>
+        new(Id, [piece], $"piece {piece} of {Id} is not held any more (it failed its hash check in the store); it is fetched again from peers");
+
+    private SafeFileHandle DataHandle()
+    {
+        var handle = Volatile.Read(ref _data) ?? throw new ObjectDisposedException(nameof(StoredContent));
         if (_stamp is { } stamp && File.GetLastWriteTimeUtc(handle).Ticks != stamp)
             throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); it is no longer served. Run 'swarm get' again to repair it.");
+        return handle;
+    }
+
+    private void ReadExactly(SafeFileHandle handle, Span<byte> destination, long offset)
+    {
         int total = 0;
         while (total < destination.Length)
         {
@@ -150,18 +303,112 @@ public sealed class StoredContent : IDisposable
             if (n == 0) throw new IOException($"data file of {Id} is shorter than its manifest says; the store is damaged (remove {Directory})");
             total += n;
         }
-        return total;
+    }
+
+    /// <summary>
+    /// Drops a verified piece whose stored bytes no longer match its hash: out of <see cref="Verified"/>, out of the journal
+    /// (rewritten atomically), no longer served. A content that was complete gets a writable data handle (its read-only one
+    /// is kept for readers still using it until disposal) and loses its stamp, which is written again when it completes.
+    /// Raises <see cref="PieceRotten"/> once per drop. Returns false when the piece was not verified (already dropped).
+    /// </summary>
+    public bool DropRottenPiece(int piece)
+    {
+        lock (_journalLock)
+        {
+            if (Volatile.Read(ref _disposed) != 0 || !Verified[piece]) return false;
+            bool wasComplete = Verified.IsComplete;
+            Verified.Clear(piece);
+            if (Volatile.Read(ref _unitHashes) is { } all) Volatile.Write(ref all[piece], null);
+            _journal?.Dispose();
+            _journal = null;
+            WriteJournal(Verified);
+            if (wasComplete)
+            {
+                _stamp = null;
+                File.Delete(Path.Combine(Directory, StampFile));
+                lock (_writeLock)
+                {
+                    var writable = File.OpenHandle(DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+                    _direct ??= NativeFile.TryOpenDirect(DataPath);
+                    var old = Interlocked.Exchange(ref _data, writable);
+                    if (old != null) _retired.Add(old);
+                }
+            }
+        }
+        try
+        {
+            PieceRotten?.Invoke(piece);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException) { } // a handler's failure must not stop the caller's refusal
+        return true;
+    }
+
+    private readonly List<SafeFileHandle> _retired = [];
+
+    /// <summary>
+    /// Re-hashes the verified pieces against their manifest hashes, except those in <paramref name="verifiedInMemory"/>
+    /// (pieces the caller verified in memory itself just now, e.g. during this very download). Pieces that fail are dropped
+    /// (<see cref="DropRottenPiece"/>). Returns the rotten pieces (empty when all match).
+    /// </summary>
+    public IReadOnlyList<int> CheckStoredPieces(Bitfield? verifiedInMemory)
+    {
+        var handle = DataHandle();
+        List<int> rotten = [];
+        if (Layout.PieceCount == 0) return rotten;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Layout.PieceSize);
+        try
+        {
+            for (int i = 0; i < Layout.PieceCount; i++)
+            {
+                if (!Verified[i] || (verifiedInMemory != null && verifiedInMemory.Length == Layout.PieceCount && verifiedInMemory[i])) continue;
+                var data = buffer.AsSpan(0, Layout.PieceLength(i));
+                ReadExactly(handle, data, Layout.PieceOffset(i));
+                if (!Manifest.VerifyPiece(i, data)) rotten.Add(i);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        foreach (int piece in rotten) DropRottenPiece(piece);
+        return rotten;
+    }
+
+    /// <summary>Pieces verified now that were not in <paramref name="before"/> (all verified pieces when it is null): what a download verified itself.</summary>
+    public Bitfield VerifiedSince(Bitfield? before)
+    {
+        var since = new Bitfield(Layout.PieceCount);
+        for (int i = 0; i < Layout.PieceCount; i++)
+            if (Verified[i] && (before == null || before.Length != Layout.PieceCount || !before[i])) since.Set(i);
+        return since;
+    }
+
+    /// <summary>The at-rest check of <see cref="Export"/>: throws <see cref="PieceRottenException"/> (the pieces are dropped) when a stored piece fails.</summary>
+    private void VerifyBeforeExport(Bitfield? verifiedInMemory)
+    {
+        var rotten = CheckStoredPieces(verifiedInMemory);
+        if (rotten.Count == 0) return;
+        string which = rotten.Count == 1 ? $"piece {rotten[0]}" : $"pieces {string.Join(", ", rotten.Take(10))}{(rotten.Count > 10 ? ", …" : "")}";
+        throw new PieceRottenException(Id, rotten,
+            $"{which} of {Id} failed {(rotten.Count == 1 ? "its" : "their")} hash check in the store (the bytes on disk changed after they were verified); nothing was written; fetch {(rotten.Count == 1 ? "it" : "them")} again from peers");
     }
 
     /// <summary>
     /// Makes the verified content appear at <paramref name="outputPath"/> atomically: a hard link (or a copy when linking is
     /// impossible) under a temporary name in the same directory, then a rename. Never leaves a partial file at the path.
     /// </summary>
-    public void Export(string outputPath)
+    /// <remarks>
+    /// Before the output appears, every piece is re-hashed against the manifest except those in
+    /// <paramref name="verifiedInMemory"/> (pieces the caller verified in memory itself during this download; see
+    /// <see cref="VerifiedSince"/>), so bytes that changed on disk since they were verified never reach the output. A piece
+    /// that fails is dropped and <see cref="PieceRottenException"/> thrown: fetch it again, then export again.
+    /// </remarks>
+    public void Export(string outputPath, Bitfield? verifiedInMemory = null)
     {
         if (!IsComplete) throw new InvalidOperationException($"{Id} is not complete ({Verified.Count}/{Layout.PieceCount} pieces verified)");
         if (!StampMatches())
             throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); run 'swarm get' again to repair it [{DescribeStamp()}]");
+        VerifyBeforeExport(verifiedInMemory);
         string full = Path.GetFullPath(outputPath);
         string dir = Path.GetDirectoryName(full)!;
         System.IO.Directory.CreateDirectory(dir);
@@ -244,19 +491,36 @@ public sealed class StoredContent : IDisposable
                 RandomAccess.SetLength(rw, Layout.Length);
             }
         }
-        var records = new byte[good.Count * 4];
+        WriteJournal(good);
+        File.Delete(Path.Combine(Directory, StampFile));
+        Verified = good;
+    }
+
+    /// <summary>Replaces the journal with the records of <paramref name="pieces"/> atomically (a temporary file, then a rename).</summary>
+    private void WriteJournal(Bitfield pieces)
+    {
+        var records = new byte[pieces.Count * 4];
         int at = 0;
-        for (int i = 0; i < good.Length; i++)
+        for (int i = 0; i < pieces.Length && at < records.Length; i++)
         {
-            if (!good[i]) continue;
+            if (!pieces[i]) continue;
             BinaryPrimitives.WriteInt32LittleEndian(records.AsSpan(at), i);
             at += 4;
         }
         string journal = Path.Combine(Directory, JournalFile);
-        File.WriteAllBytes(journal + ".tmp", records);
+        File.WriteAllBytes(journal + ".tmp", records.AsSpan(0, at));
         File.Move(journal + ".tmp", journal, overwrite: true);
-        File.Delete(Path.Combine(Directory, StampFile));
-        Verified = good;
+    }
+
+    /// <summary>
+    /// A journal is created with the data file, so a data file of full length without one means the journal was lost (not
+    /// a fresh entry). Empty content has nothing to re-hash.
+    /// </summary>
+    private bool JournalLost()
+    {
+        if (Layout.Length == 0 || File.Exists(Path.Combine(Directory, JournalFile))) return false;
+        var data = new FileInfo(DataPath);
+        return data.Exists && data.Length == Layout.Length;
     }
 
     private void LoadJournal()
@@ -312,6 +576,9 @@ public sealed class StoredContent : IDisposable
         }
         var handle = File.OpenHandle(path, existed ? FileMode.Open : FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
         if (RandomAccess.GetLength(handle) != Layout.Length) RandomAccess.SetLength(handle, Layout.Length);
+        // An empty journal with the new data file: later, a full-length data file without a journal means a lost journal.
+        string journal = Path.Combine(Directory, JournalFile);
+        if (!File.Exists(journal)) File.WriteAllBytes(journal, []);
         _direct = NativeFile.TryOpenDirect(path);
         return handle;
     }
@@ -331,8 +598,13 @@ public sealed class StoredContent : IDisposable
             _direct?.Dispose();
             _direct = null;
         }
-        _data?.Dispose();
-        _data = null;
+        lock (_writeLock)
+        {
+            _data?.Dispose();
+            _data = null;
+            foreach (var old in _retired) old.Dispose();
+            _retired.Clear();
+        }
         _writerLock?.Dispose();
         _writerLock = null;
     }

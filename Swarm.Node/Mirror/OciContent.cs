@@ -311,7 +311,7 @@ public sealed class OciContent : IDisposable
     {
         if (content.Layout.Length > Oci.MaxManifestBytes) throw new InvalidDataException($"{content.Id} is {content.Layout.Length:N0} bytes, too large for a manifest");
         var body = new byte[content.Layout.Length];
-        content.Read(0, body);
+        content.ReadVerified(0, body); // checked against the piece hashes: a manifest that rotted on disk is never served
         return body;
     }
 

@@ -283,7 +283,18 @@ public sealed class RegistryMirror
                 await ErrorAsync(context, 404, unknown, $"neither the swarm nor {upstream.Registry} could serve {name}@{digest}: {e.Message}").ConfigureAwait(false);
                 return;
             }
-            byte[] body = OciContent.ReadAll(content);
+            byte[] body;
+            try
+            {
+                body = OciContent.ReadAll(content);
+            }
+            catch (PieceRottenException e)
+            {
+                _logger.LogWarning("mirror: the stored copy of {Digest} failed its hash check ({Error}); answered 503, the next request fetches it again", digest, e.Message);
+                context.Response.Headers.RetryAfter = "1";
+                await ErrorAsync(context, 503, unknown, $"the node's stored copy of {digest} failed its hash check and was dropped; retry, and it is fetched again").ConfigureAwait(false);
+                return;
+            }
             await WriteManifestAsync(context, new RegistryManifest(digest, Oci.DetectManifestType(body), body), head).ConfigureAwait(false);
             return;
         }
@@ -331,6 +342,15 @@ public sealed class RegistryMirror
         {
             await StreamAsync(context, fetch, Current, start, end + 1, length).ConfigureAwait(false);
         }
+        catch (PieceRottenException e) when (!context.Response.HasStarted)
+        {
+            // Nothing was sent yet: say so instead of a 200; the piece is dropped, so the next request fetches the blob again.
+            _logger.LogWarning("mirror: the stored copy of {Digest} failed its hash check ({Error}); answered 503, the next request fetches it again", digest, e.Message);
+            Interlocked.Increment(ref _cut);
+            context.Response.Clear();
+            context.Response.Headers.RetryAfter = "1";
+            await ErrorAsync(context, 503, "BLOB_UNKNOWN", $"the node's stored copy of {digest} failed its hash check and was dropped; retry, and it is fetched again").ConfigureAwait(false);
+        }
         catch (Exception failure) when (failure is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             var e = failure;
@@ -369,7 +389,8 @@ public sealed class RegistryMirror
                         int n = (int)Math.Min(Math.Min(buffer.Length, pieceEnd - pos), limit - pos);
                         try
                         {
-                            content.Read(pos, buffer.AsSpan(0, n));
+                            // Checked against the piece's hashes: bytes that changed on disk are never sent.
+                            content.ReadVerified(pos, buffer.AsSpan(0, n));
                         }
                         catch (ObjectDisposedException)
                         {
