@@ -52,6 +52,8 @@ internal static class GetCommand
                 };
                 var lingerFor = parse.GetValue(linger) is { } l ? Durations.Parse(l, "--linger") : TimeSpan.Zero;
                 string path = parse.GetValue(output)!.FullName;
+                // Decided now, so that an output swarm must not write (a directory, a socket) costs no transfer.
+                Swarm.Core.Storage.OutputTarget.Inspect(path);
                 string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
                 using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
                 {

@@ -146,8 +146,16 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         int resumed = 0;
         foreach (var (id, request) in LoadTasks())
         {
-            Start(request, id);
-            resumed++;
+            try
+            {
+                Start(request, id);
+                resumed++;
+            }
+            catch (ArgumentException e)
+            {
+                // Its output became something swarm must not write, or its file went away: the others still resume.
+                _logger.LogWarning("task {Task} is not resumed: {Error}", id, e.Message);
+            }
         }
         var stats = _node.Dht!.GetStats();
         _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed",
@@ -197,6 +205,18 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     {
         if (request.Kind is not ("get" or "seed")) throw new ArgumentException($"unknown task kind '{request.Kind}': get or seed");
         if (request.Output != null && !Path.IsPathFullyQualified(request.Output)) throw new ArgumentException($"output '{request.Output}' must be an absolute path");
+        // What the output is (file, FIFO, device, link) is decided before the download: a refusal costs no transfer.
+        if (request.Output != null)
+        {
+            try
+            {
+                OutputTarget.Inspect(request.Output);
+            }
+            catch (IOException e)
+            {
+                throw new ArgumentException(e.Message, e);
+            }
+        }
         bool url = OriginRequest.AsUrl(request.Source) != null;
         if (request.Kind == "get" && !url && !ContentId.TryParse(request.Source, out _))
             throw new ArgumentException($"'{request.Source}' is not a content id or URL: expected swarm:// followed by 64 hex digits or an http(s) URL");

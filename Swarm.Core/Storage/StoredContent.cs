@@ -156,6 +156,7 @@ public sealed class StoredContent : IDisposable
     /// <summary>
     /// Makes the verified content appear at <paramref name="outputPath"/> atomically: a hard link (or a copy when linking is
     /// impossible) under a temporary name in the same directory, then a rename. Never leaves a partial file at the path.
+    /// A FIFO or character device is written through instead, a symbolic link's target is replaced (<see cref="OutputTarget"/>).
     /// </summary>
     public void Export(string outputPath)
     {
@@ -163,6 +164,14 @@ public sealed class StoredContent : IDisposable
         if (!StampMatches())
             throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); run 'swarm get' again to repair it [{DescribeStamp()}]");
         string full = Path.GetFullPath(outputPath);
+        // Never replace a FIFO, a device or a symbolic link with a hard link into the store (issue #13): see OutputTarget.
+        var target = OutputTarget.Inspect(full);
+        if (target.WritesThrough)
+        {
+            target.WriteThrough(this);
+            return;
+        }
+        full = target.FilePath;
         string dir = Path.GetDirectoryName(full)!;
         System.IO.Directory.CreateDirectory(dir);
         string tmp = Path.Combine(dir, "." + Path.GetFileName(full) + ".swarm-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)));
