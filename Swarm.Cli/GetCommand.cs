@@ -35,6 +35,8 @@ internal static class GetCommand
         {
             var progress = new ProgressLine("get");
             var logger = new StderrLogger(parse.GetValue(verbose) ? LogLevel.Debug : LogLevel.Warning, progress);
+            // What this command prints about the request (progress lines, errors from deep down) shows no header value or signature.
+            var redactor = new Swarm.Core.Sources.SecretRedactor(parse.GetValue(id) ?? "", parse.GetValue(filters) ?? [], parse.GetValue(headers) ?? []);
             try
             {
                 var url = CommonOptions.AsUrl(parse.GetValue(id)!);
@@ -84,7 +86,7 @@ internal static class GetCommand
                         Peers = peerList,
                     };
                     var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
-                        progress.WriteLine, ct).ConfigureAwait(false);
+                        line => progress.WriteLine(redactor.Scrub(line)), ct).ConfigureAwait(false);
                     content = fetched.Content;
                     contentId = fetched.SwarmId;
                     ingestedFromOrigin = fetched.FromOrigin;
@@ -130,7 +132,7 @@ internal static class GetCommand
             catch (Exception e)
             {
                 progress.Finish();
-                return Errors.Report("get", e);
+                return Errors.Report("get", e, redactor.Scrub);
             }
         });
         return command;
