@@ -17,7 +17,7 @@ internal static class GetCommand
         var headers = CommonOptions.Headers();
         var noBackToSource = new Option<bool>("--no-back-to-source") { Description = "For a URL: fail instead of fetching from the origin when the swarm cannot serve." };
         var digest = new Option<string?>("--digest") { Description = "sha256:HEX — check the whole file against this digest before it appears at --output." };
-        var output = new Option<FileInfo>("--output", "-o") { Description = "Where to write the file. It appears only once every byte is verified.", Required = true };
+        var output = new Option<FileInfo>("--output", "-o") { Description = "Where to write the file. It appears only once every byte is verified; a FIFO or character device is written through, a symbolic link's target is replaced.", Required = true };
         var peers = CommonOptions.Peers();
         var bootstrap = CommonOptions.Bootstrap();
         var listen = CommonOptions.Listen("0.0.0.0:0");
