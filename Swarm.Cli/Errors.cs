@@ -4,8 +4,11 @@ namespace Swarm.Cli;
 
 internal static class Errors
 {
-    /// <summary>Prints one line saying what failed and returns the matching exit code.</summary>
-    public static int Report(string command, Exception e)
+    /// <summary>
+    /// Prints one line saying what failed and returns the matching exit code. <paramref name="scrub"/> (a request's
+    /// <see cref="Swarm.Core.Sources.SecretRedactor.Scrub"/>) takes header values and signatures out of the message.
+    /// </summary>
+    public static int Report(string command, Exception e, Func<string?, string>? scrub = null)
     {
         (int code, string message) = e switch
         {
@@ -22,7 +25,7 @@ internal static class Errors
             IOException or InvalidDataException => (ExitCodes.LocalError, e.Message),
             _ => (ExitCodes.LocalError, $"unexpected error: {e}"),
         };
-        Console.Error.WriteLine($"swarm: {command}: {message}");
+        Console.Error.WriteLine($"swarm: {command}: {(scrub != null ? scrub(message) : message)}");
         return code;
     }
 }

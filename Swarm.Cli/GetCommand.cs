@@ -17,7 +17,7 @@ internal static class GetCommand
         var headers = CommonOptions.Headers();
         var noBackToSource = new Option<bool>("--no-back-to-source") { Description = "For a URL: fail instead of fetching from the origin when the swarm cannot serve." };
         var digest = new Option<string?>("--digest") { Description = "sha256:HEX — check the whole file against this digest before it appears at --output." };
-        var output = new Option<FileInfo>("--output", "-o") { Description = "Where to write the file. It appears only once every byte is verified.", Required = true };
+        var output = new Option<FileInfo>("--output", "-o") { Description = "Where to write the file. It appears only once every byte is verified; a FIFO or character device is written through, a symbolic link's target is replaced.", Required = true };
         var peers = CommonOptions.Peers();
         var bootstrap = CommonOptions.Bootstrap();
         var listen = CommonOptions.Listen("0.0.0.0:0");
@@ -40,6 +40,8 @@ internal static class GetCommand
         {
             var progress = new ProgressLine("get");
             var logger = new StderrLogger(parse.GetValue(verbose) ? LogLevel.Debug : LogLevel.Warning, progress);
+            // What this command prints about the request (progress lines, errors from deep down) shows no header value or signature.
+            var redactor = new Swarm.Core.Sources.SecretRedactor(parse.GetValue(id) ?? "", parse.GetValue(filters) ?? [], parse.GetValue(headers) ?? []);
             try
             {
                 var url = CommonOptions.AsUrl(parse.GetValue(id)!);
@@ -57,6 +59,8 @@ internal static class GetCommand
                 };
                 var lingerFor = parse.GetValue(linger) is { } l ? Durations.Parse(l, "--linger") : TimeSpan.Zero;
                 string path = parse.GetValue(output)!.FullName;
+                // Decided now, so that an output swarm must not write (a directory, a socket) costs no transfer.
+                Swarm.Core.Storage.OutputTarget.Inspect(path);
                 string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
                 using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
                 {
@@ -94,7 +98,7 @@ internal static class GetCommand
                         Digest = expectedDigest,
                     };
                     var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
-                        progress.WriteLine, ct).ConfigureAwait(false);
+                        line => progress.WriteLine(redactor.Scrub(line)), ct).ConfigureAwait(false);
                     content = fetched.Content;
                     contentId = fetched.SwarmId;
                     ingestedFromOrigin = fetched.FromOrigin;
@@ -142,7 +146,7 @@ internal static class GetCommand
             catch (Exception e)
             {
                 progress.Finish();
-                return Errors.Report("get", e);
+                return Errors.Report("get", e, redactor.Scrub);
             }
         });
         return command;

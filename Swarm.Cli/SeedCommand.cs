@@ -28,6 +28,8 @@ internal static class SeedCommand
         {
             var progress = new ProgressLine("ingest");
             var logger = new StderrLogger(parse.GetValue(verbose) ? LogLevel.Debug : LogLevel.Warning, progress);
+            // What this command prints about the request shows no header value or signature.
+            var redactor = new Swarm.Core.Sources.SecretRedactor(parse.GetValue(file) ?? "", parse.GetValue(filters) ?? [], parse.GetValue(headers) ?? []);
             try
             {
                 string what = parse.GetValue(file)!;
@@ -54,7 +56,7 @@ internal static class SeedCommand
                 Swarm.Core.Sources.OriginValidators? validators = null;
                 if (url != null)
                 {
-                    using var origin = new Swarm.Core.Sources.OriginClient(headerList);
+                    using var origin = new Swarm.Core.Sources.OriginClient(headerList, filters: parse.GetValue(filters) ?? []);
                     var liveKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
                     // Published at once: gets that start during the ingest fetch pieces from this node as it reads them.
                     var ingested = await OriginTasks.IngestAsync(node, url, liveKey, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
@@ -75,7 +77,7 @@ internal static class SeedCommand
                 {
                     var taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
                     int stored = await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, validators, ct).ConfigureAwait(false);
-                    if (stored == 0) logger.LogWarning("no DHT node stored the pointer for {Url} (no --bootstrap?); 'swarm get {Url}' elsewhere will go to the origin", url, url);
+                    if (stored == 0) logger.LogWarning("no DHT node stored the pointer for {Url} (no --bootstrap?); 'swarm get {Url}' elsewhere will go to the origin", redactor.Source, redactor.Source);
                 }
                 Console.Out.WriteLine(content.Id.ToUri());
                 Console.Out.Flush();
@@ -99,7 +101,7 @@ internal static class SeedCommand
             catch (Exception e)
             {
                 progress.Finish();
-                return Errors.Report("seed", e);
+                return Errors.Report("seed", e, redactor.Scrub);
             }
         });
         return command;

@@ -52,7 +52,7 @@ public sealed class LocalNode : IAsyncDisposable
     public static async Task<LocalNode> StartAsync(string dataDirectory, EngineOptions options, ILogger logger, IPEndPoint? listen,
         IReadOnlyList<IPEndPoint> bootstrap, CancellationToken cancellationToken, DhtOptions? dhtOptions = null)
     {
-        Directory.CreateDirectory(dataDirectory);
+        Swarm.Node.DataDirectory.Create(dataDirectory); // 0700: it holds the key, and a node's task list holds credentials
         var key = NodeKey.LoadOrCreate(dataDirectory);
         var store = new ContentStore(dataDirectory, logger);
         SwarmEngine? engine = null;

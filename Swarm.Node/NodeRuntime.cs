@@ -26,6 +26,12 @@ public sealed record TaskRequest
     public string[] Peers { get; init; } = [];
     /// <summary>For <c>seed oci://…</c>: only this platform of an index (os/arch[/variant]).</summary>
     public string? Platform { get; init; }
+
+    /// <summary>
+    /// The request as it may be shown (<c>ls</c>, <c>status</c>, the control API): the source through
+    /// <see cref="TaskKey.Redact(string, IReadOnlyCollection{string})"/>, headers as <c>Name: REDACTED</c>.
+    /// </summary>
+    public TaskRequest Redacted(SecretRedactor redactor) => this with { Source = redactor.Source, Headers = [.. redactor.Headers] };
 }
 
 /// <summary>A task as the control API reports it.</summary>
@@ -69,7 +75,10 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         public void Dispose() => Cancel.Dispose();
 
         public readonly string Id = id;
+        /// <summary>The real request (headers, signed URL): in memory and in the 0600 task list only, because a resumed task needs it.</summary>
         public readonly TaskRequest Request = request;
+        /// <summary>Everything shown about the task (API, logs, error texts) goes through this.</summary>
+        public readonly SecretRedactor Redactor = new(request.Source, request.Filters, request.Headers);
         public readonly DateTimeOffset Started = DateTimeOffset.UtcNow;
         public readonly CancellationTokenSource Cancel = new();
         public volatile string State = "running";
@@ -84,7 +93,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
 
         public TaskInfo Info() => new()
         {
-            Id = Id, Request = Request, State = State, Error = Error, ErrorKind = ErrorKind, ContentId = Content?.ToUri(), Result = Result,
+            Id = Id, Request = Request.Redacted(Redactor), State = State, Error = Error, ErrorKind = ErrorKind, ContentId = Content?.ToUri(), Result = Result,
             Total = Interlocked.Read(ref Total), Verified = Interlocked.Read(ref Verified), Peers = Peers,
             FromPeers = FromPeers, FromOrigin = FromOrigin, Started = Started, Finished = Finished,
         };
@@ -117,7 +126,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Config.DataDirectory);
+        PrepareDataDirectory();
         _registries = Swarm.Node.Mirror.Registries.Load(Config.RegistryConfig); // a bad file stops the start before anything listens
         _node = await LocalNode.StartAsync(Config.DataDirectory, Config.EngineOptions(), _logger, Config.Listen, Config.Bootstrap, cancellationToken).ConfigureAwait(false);
         int served = 0;
@@ -147,12 +156,39 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         int resumed = 0;
         foreach (var (id, request) in LoadTasks())
         {
-            Start(request, id);
-            resumed++;
+            try
+            {
+                Start(request, id);
+                resumed++;
+            }
+            catch (ArgumentException e)
+            {
+                // Its output became something swarm must not write, or its file went away: the others still resume.
+                _logger.LogWarning("task {Task} is not resumed: {Error}", id, e.Message);
+            }
         }
         var stats = _node.Dht!.GetStats();
         _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed",
             _node.Key.NodeId.ToHex(), _node.EndPoint, stats.RoutingTableSize, served, resumed);
+    }
+
+    /// <summary>
+    /// The data directory holds the task list (request headers, signed URLs) and the node key: created 0700, and an
+    /// existing one that group or others may read is tightened to 0700, once, saying so.
+    /// </summary>
+    private void PrepareDataDirectory()
+    {
+        string dir = Config.DataDirectory;
+        DataDirectory.Create(dir);
+        try
+        {
+            if (DataDirectory.Tighten(dir) is { } was)
+                _logger.LogInformation("data directory {Directory} was accessible to other users (mode {Mode}); changed it to 0700: it holds request headers and signed URLs of tasks", dir, DataDirectory.Octal(was));
+        }
+        catch (UnauthorizedAccessException)
+        {
+            _logger.LogWarning("data directory {Directory} is accessible to other users and belongs to another user, so this node cannot make it 0700; run 'chmod 700 {Directory}' as its owner: it holds request headers and signed URLs of tasks", dir, dir);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -198,6 +234,18 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     {
         if (request.Kind is not ("get" or "seed")) throw new ArgumentException($"unknown task kind '{request.Kind}': get or seed");
         if (request.Output != null && !Path.IsPathFullyQualified(request.Output)) throw new ArgumentException($"output '{request.Output}' must be an absolute path");
+        // What the output is (file, FIFO, device, link) is decided before the download: a refusal costs no transfer.
+        if (request.Output != null)
+        {
+            try
+            {
+                OutputTarget.Inspect(request.Output);
+            }
+            catch (IOException e)
+            {
+                throw new ArgumentException(e.Message, e);
+            }
+        }
         bool url = OriginRequest.AsUrl(request.Source) != null;
         if (request.Kind == "get" && !url && !ContentId.TryParse(request.Source, out _))
             throw new ArgumentException($"'{request.Source}' is not a content id or URL: expected swarm:// followed by 64 hex digits or an http(s) URL");
@@ -251,7 +299,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 var preheat = await Swarm.Node.Mirror.OciPreheat.RunAsync(node, _oci!, _registries!, OciReference.Parse(request.Source),
                     request.Platform is { } pl ? OciPlatform.Parse(pl) : null,
                     new Progress<(long Done, long Total)>(p => { task.Total = p.Total; task.Verified = p.Done; }),
-                    line => _logger.LogInformation("task {Task}: {Line}", task.Id, line), ct).ConfigureAwait(false);
+                    line => _logger.LogInformation("task {Task}: {Line}", task.Id, task.Redactor.Scrub(line)), ct).ConfigureAwait(false);
                 Interlocked.Add(ref _fromOrigin, preheat.FromUpstream);
                 task.Result = preheat.Digest;
                 task.Total = task.Verified = preheat.Bytes;
@@ -263,7 +311,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 if (url != null)
                 {
                     var key = TaskKey.For(url, request.Tag, request.Filters);
-                    using var origin = new OriginClient(headers);
+                    using var origin = new OriginClient(headers, filters: request.Filters);
                     var ingested = await OriginTasks.IngestAsync(node, url, key, origin, new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
                         (live, validators) =>
                         {
@@ -294,7 +342,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                     Digest = request.Digest is { } d ? OriginTasks.ParseDigest(d) : null,
                 };
                 var result = await UrlFetch.RunAsync(node, fetch, SwarmProgress(task), new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
-                    line => _logger.LogInformation("task {Task}: {Line}", task.Id, line.StartsWith("swarm: ", StringComparison.Ordinal) ? line[7..] : line), ct).ConfigureAwait(false);
+                    line => _logger.LogInformation("task {Task}: {Line}", task.Id, task.Redactor.Scrub(line.StartsWith("swarm: ", StringComparison.Ordinal) ? line[7..] : line)), ct).ConfigureAwait(false);
                 content = result.Content;
             }
             else
@@ -322,7 +370,8 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         catch (Exception e)
         {
             task.State = "failed";
-            task.Error = e.Message;
+            // Errors from deep down may print the URL (or worse): shown only scrubbed.
+            task.Error = task.Redactor.Scrub(e.Message);
             task.ErrorKind = e switch
             {
                 ArgumentException or FormatException => "usage",
@@ -331,8 +380,8 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 _ => "local",
             };
             if (task.ErrorKind == "local" && e is not (IOException or InvalidDataException or UnauthorizedAccessException))
-                _logger.LogError(e, "task {Task} failed", task.Id);
-            else _logger.LogWarning("task {Task} ({Source}) failed: {Error}", task.Id, request.Source, e.Message);
+                _logger.LogError("task {Task} ({Source}) failed unexpectedly: {Error}", task.Id, task.Redactor.Source, task.Redactor.Scrub(e.ToString()));
+            else _logger.LogWarning("task {Task} ({Source}) failed: {Error}", task.Id, task.Redactor.Source, task.Error);
         }
         finally
         {
@@ -399,8 +448,15 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             string path = Path.Combine(Config.DataDirectory, TasksFile);
             lock (_tasks)
             {
-                File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(unfinished));
-                File.Move(path + ".tmp", path, overwrite: true);
+                // It holds the tasks' headers and signed URLs: the temporary file is created 0600 before anything is written
+                // (a chmod afterwards would leave a window), and a stale one of another mode is not reused.
+                string tmp = path + ".tmp";
+                File.Delete(tmp);
+                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+                if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                using (var file = new FileStream(tmp, options))
+                    JsonSerializer.Serialize(file, unfinished);
+                File.Move(tmp, path, overwrite: true);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -21,9 +21,14 @@ public sealed class OriginException : Exception
 public sealed class OriginClient : IDisposable
 {
     private readonly HttpClient _http;
+    private readonly IReadOnlyCollection<string>? _filters;
 
-    public OriginClient(IReadOnlyList<KeyValuePair<string, string>> headers, TimeSpan? attemptTimeout = null, int retries = 4)
+    /// <param name="headers">Request headers (<c>-H</c>); never printed.</param>
+    /// <param name="filters">The <c>--filter</c>ed query parameters, whose values <see cref="Display"/> hides in every
+    /// message; null when the caller does not know them: then messages show no query at all.</param>
+    public OriginClient(IReadOnlyList<KeyValuePair<string, string>> headers, TimeSpan? attemptTimeout = null, int retries = 4, IReadOnlyCollection<string>? filters = null)
     {
+        _filters = filters;
         var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
             .AddRetry(new HttpRetryStrategyOptions
             {
@@ -37,6 +42,18 @@ public sealed class OriginClient : IDisposable
         var handler = new ResilienceHandler(pipeline) { InnerHandler = new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None } };
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         foreach (var (name, value) in headers) _http.DefaultRequestHeaders.TryAddWithoutValidation(name, value);
+    }
+
+    /// <summary>
+    /// The URL as messages and logs may show it: filtered query values (signatures) and user information replaced by
+    /// REDACTED (<see cref="TaskKey.Redact(Uri, IReadOnlyCollection{string})"/>); the whole query when no filters were given.
+    /// </summary>
+    public string Display(Uri url)
+    {
+        if (_filters != null) return TaskKey.Redact(url, _filters);
+        string shown = TaskKey.Redact(url, []);
+        int query = shown.IndexOf('?', StringComparison.Ordinal);
+        return query < 0 ? shown : shown[..query] + "?" + SecretRedactor.Mask;
     }
 
     /// <summary>Starts a GET and returns the response with its body unread. The caller disposes it.</summary>
@@ -58,8 +75,8 @@ public sealed class OriginClient : IDisposable
         int code = (int)response.StatusCode;
         response.Dispose();
         throw new OriginException(code is >= 400 and < 500
-            ? $"origin answered {code} {response.ReasonPhrase} for {url}; check the URL and any -H credentials"
-            : $"origin answered {code} {response.ReasonPhrase} for {url} after retries; try again later")
+            ? $"origin answered {code} {response.ReasonPhrase} for {Display(url)}; check the URL and any -H credentials"
+            : $"origin answered {code} {response.ReasonPhrase} for {Display(url)} after retries; try again later")
         { Permanent = code is >= 400 and < 500 };
     }
 

@@ -11,6 +11,7 @@ namespace Swarm.Core.Sources;
 public sealed class ResumingOriginStream : Stream
 {
     private readonly OriginClient _origin;
+    // Messages show _origin.Display(_url): a signed URL's signature never reaches an error text or a log.
     private readonly Uri _url;
     private readonly long _length;
     private readonly bool _ranges;
@@ -58,7 +59,7 @@ public sealed class ResumingOriginStream : Stream
         for (long left = start; left > 0;)
         {
             int n = await stream.ReadAsync(skip.AsMemory(0, (int)Math.Min(skip.Length, left)), cancellationToken).ConfigureAwait(false);
-            if (n <= 0) throw new OriginException($"{url} ended before byte {start:N0}; try again later");
+            if (n <= 0) throw new OriginException($"{origin.Display(url)} ended before byte {start:N0}; try again later");
             left -= n;
         }
         return stream;
@@ -94,7 +95,7 @@ public sealed class ResumingOriginStream : Stream
     private async Task ResumeAsync(CancellationToken cancellationToken, bool immediately = false)
     {
         if (++_resumes > _maxResumes)
-            throw new OriginException($"the connection to {_url.GetLeftPart(UriPartial.Authority)} broke {_maxResumes} times at byte {_position:N0} of {_length:N0}; try again later");
+            throw new OriginException($"the connection to {_origin.Display(_url)} broke {_maxResumes} times at byte {_position:N0} of {_length:N0}; try again later");
         if (!immediately) await Task.Delay(TimeSpan.FromMilliseconds(200 * (1 << Math.Min(_resumes, 5))), cancellationToken).ConfigureAwait(false);
         _body.Dispose();
         _response.Dispose();
@@ -105,7 +106,7 @@ public sealed class ResumingOriginStream : Stream
         {
             var range = _response.Content.Headers.ContentRange;
             if (_response.StatusCode != HttpStatusCode.PartialContent || range?.From != from)
-                throw new OriginException($"the origin at {_url.GetLeftPart(UriPartial.Authority)} did not resume at byte {from:N0} as asked (answered {(int)_response.StatusCode}); try again later");
+                throw new OriginException($"the origin at {_origin.Display(_url)} did not resume at byte {from:N0} as asked (answered {(int)_response.StatusCode}); try again later");
             return;
         }
         // No ranges: read again from the start and throw away what we already have.
@@ -113,7 +114,7 @@ public sealed class ResumingOriginStream : Stream
         for (long left = _position; left > 0;)
         {
             int n = await _body.ReadAsync(skip.AsMemory(0, (int)Math.Min(skip.Length, left)), cancellationToken).ConfigureAwait(false);
-            if (n <= 0) throw new OriginException($"the origin at {_url.GetLeftPart(UriPartial.Authority)} sent less than before when asked again; try again later");
+            if (n <= 0) throw new OriginException($"the origin at {_origin.Display(_url)} sent less than before when asked again; try again later");
             left -= n;
         }
     }

@@ -181,6 +181,7 @@ public sealed class StoredContent : IDisposable
     /// </summary>
     public int ReadVerified(long offset, Span<byte> destination)
     {
+        if (ServesUncheckedForTests) return Read(offset, destination);
         var handle = DataHandle();
         if (offset < 0 || offset + destination.Length > Layout.Length) throw new ArgumentOutOfRangeException(nameof(offset), $"{offset}+{destination.Length} is outside {Id}");
         int done = 0;
@@ -196,6 +197,13 @@ public sealed class StoredContent : IDisposable
         }
         return done;
     }
+
+    /// <summary>
+    /// Tests only: makes this entry a lying peer, one that serves what its data file holds without checking it (what a
+    /// modified node would do), so the downloader's defences (hash failures, parole, smart ban) can be exercised with the
+    /// real exchange code. Never set outside tests.
+    /// </summary>
+    internal bool ServesUncheckedForTests { get; set; }
 
     /// <summary>The size of a check unit of <see cref="ReadVerified"/>: the wire block size, so a block is one unit.</summary>
     public const int CheckUnit = PieceLayout.BlockSize;
@@ -396,6 +404,7 @@ public sealed class StoredContent : IDisposable
     /// <summary>
     /// Makes the verified content appear at <paramref name="outputPath"/> atomically: a hard link (or a copy when linking is
     /// impossible) under a temporary name in the same directory, then a rename. Never leaves a partial file at the path.
+    /// A FIFO or character device is written through instead, a symbolic link's target is replaced (<see cref="OutputTarget"/>).
     /// </summary>
     /// <remarks>
     /// Before the output appears, every piece is re-hashed against the manifest except those in
@@ -410,6 +419,14 @@ public sealed class StoredContent : IDisposable
             throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); run 'swarm get' again to repair it [{DescribeStamp()}]");
         VerifyBeforeExport(verifiedInMemory);
         string full = Path.GetFullPath(outputPath);
+        // Never replace a FIFO, a device or a symbolic link with a hard link into the store (issue #13): see OutputTarget.
+        var target = OutputTarget.Inspect(full);
+        if (target.WritesThrough)
+        {
+            target.WriteThrough(this);
+            return;
+        }
+        full = target.FilePath;
         string dir = Path.GetDirectoryName(full)!;
         System.IO.Directory.CreateDirectory(dir);
         string tmp = Path.Combine(dir, "." + Path.GetFileName(full) + ".swarm-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)));

@@ -136,7 +136,9 @@ public class TransferTests
         // A lying node does not care that its data changed: make its store believe the bytes are the verified ones.
         var info = new FileInfo(Path.Combine(to, "data"));
         await File.WriteAllTextAsync(Path.Combine(to, "stamp"), $"{info.Length} {info.LastWriteTimeUtc.Ticks}", Ct);
-        liar.Engine.Serve(liar.Store.TryOpen(id)!);
+        var lie = liar.Store.TryOpen(id)!;
+        lie.ServesUncheckedForTests = true; // a modified node: it serves its bytes without the store's read check
+        liar.Engine.Serve(lie);
         return liar;
     }
 }

@@ -221,6 +221,8 @@ public class SwarmResilienceTests
         File.WriteAllBytes(data, bytes);
         var info = new FileInfo(data);
         File.WriteAllText(Path.Combine(target, "stamp"), $"{info.Length} {info.LastWriteTimeUtc.Ticks}");
-        return to.TryOpen(id) ?? throw new InvalidOperationException("the copied entry does not open");
+        var lie = to.TryOpen(id) ?? throw new InvalidOperationException("the copied entry does not open");
+        lie.ServesUncheckedForTests = true; // a modified node: it serves its bytes without the store's read check
+        return lie;
     }
 }

@@ -21,6 +21,14 @@ public sealed class CountingOrigin : IAsyncDisposable
     private int _failStatus = 500;
     private long _cutAfter = -1;
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string?> _authorizations = new();
+
+    /// <summary>When set, requests whose Authorization header is not exactly this get 401 (a private origin).</summary>
+    public string? RequiredAuthorization { get; set; }
+
+    /// <summary>The Authorization header of every request, in order (null: none sent).</summary>
+    public IReadOnlyList<string?> Authorizations => [.. _authorizations];
+
     /// <summary>A pause after every 64 KiB of body, to make an origin slow.</summary>
     public TimeSpan ChunkDelay { get; set; }
 
@@ -77,6 +85,13 @@ public sealed class CountingOrigin : IAsyncDisposable
             {
                 if (await stream.ReadAsync(one, _stop.Token) == 0) return;
                 head.Append((char)one[0]);
+            }
+            string? authorization = head.ToString().Split("\r\n").FirstOrDefault(l => l.StartsWith("Authorization:", StringComparison.OrdinalIgnoreCase))?["Authorization:".Length..].Trim();
+            _authorizations.Enqueue(authorization);
+            if (RequiredAuthorization != null && authorization != RequiredAuthorization)
+            {
+                await stream.WriteAsync("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), _stop.Token);
+                return;
             }
             string[] requestLine = head.ToString().Split("\r\n")[0].Split(' ');
             Interlocked.Increment(ref requestLine[0] == "HEAD" ? ref _heads : ref _requests);
