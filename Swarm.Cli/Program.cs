@@ -12,5 +12,6 @@ var root = new RootCommand("Swarm: peer-to-peer distribution of files and contai
     ControlCommands.Remove(),
     ControlCommands.Limit(),
     ContainerdConfigCommand.Create(),
+    IdCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -137,7 +137,7 @@ public static class OriginTasks
                     catch (EndOfStreamException e)
                     {
                         AlignedBuffer.Return(buffer);
-                        throw new OriginException($"{url} ended before its {length:N0} bytes (it shrank, or the connection broke); try again", e);
+                        throw new OriginException($"{origin.Display(url)} ended before its {length:N0} bytes (it shrank, or the connection broke); try again", e);
                     }
                     catch
                     {
