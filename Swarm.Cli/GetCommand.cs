@@ -100,6 +100,7 @@ internal static class GetCommand
                     var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
                         line => progress.WriteLine(redactor.Scrub(line)), ct).ConfigureAwait(false);
                     content = fetched.Content;
+                    verifiedInMemory = fetched.VerifiedInMemory;
                     contentId = fetched.SwarmId;
                     ingestedFromOrigin = fetched.FromOrigin;
                     contenders = fetched.Contenders;

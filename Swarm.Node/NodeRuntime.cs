@@ -344,6 +344,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 var result = await UrlFetch.RunAsync(node, fetch, SwarmProgress(task), new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
                     line => _logger.LogInformation("task {Task}: {Line}", task.Id, task.Redactor.Scrub(line.StartsWith("swarm: ", StringComparison.Ordinal) ? line[7..] : line)), ct).ConfigureAwait(false);
                 content = result.Content;
+                verifiedInMemory = result.VerifiedInMemory;
             }
             else
             {

@@ -50,7 +50,8 @@ public sealed record UrlFetchRequest(Uri Url, Hash256 TaskKey)
 /// <param name="FromOrigin">This node ingested it from the origin.</param>
 /// <param name="Contenders">Other nodes that asked for the same URL at the same time (cold start).</param>
 /// <param name="SwarmId">The swarm it was fetched or ingested in.</param>
-public sealed record UrlFetchResult(StoredContent Content, bool FromOrigin, int Contenders, ContentId SwarmId);
+/// <param name="VerifiedInMemory">The pieces this fetch verified in memory itself (from peers or the origin): the export re-hashes only the others.</param>
+public sealed record UrlFetchResult(StoredContent Content, bool FromOrigin, int Contenders, ContentId SwarmId, Bitfield? VerifiedInMemory = null);
 
 /// <summary>A live download was abandoned because the node ingesting from the origin went away.</summary>
 public sealed class IngesterGoneException : Exception
@@ -83,8 +84,9 @@ public static class UrlFetch
             {
                 try
                 {
+                    var before = node.SnapshotVerified(p.Id);
                     var fetched = await FromSwarmAsync(node, request, trust, p, swarmProgress, cancellationToken).ConfigureAwait(false);
-                    return new UrlFetchResult(fetched, false, contenders, p.Id);
+                    return new UrlFetchResult(fetched, false, contenders, p.Id, fetched.VerifiedSince(before));
                 }
                 catch (IngesterGoneException e) when (request.BackToSource)
                 {
@@ -121,8 +123,8 @@ public static class UrlFetch
                     if (pointer != null) continue;
                 }
             }
-            var content = await FromOriginAsync(node, request, originProgress, cancellationToken).ConfigureAwait(false);
-            return new UrlFetchResult(content, true, contenders, content.Id);
+            var (content, inMemory) = await FromOriginAsync(node, request, originProgress, cancellationToken).ConfigureAwait(false);
+            return new UrlFetchResult(content, true, contenders, content.Id, inMemory);
         }
     }
 
@@ -192,8 +194,9 @@ public static class UrlFetch
     }
 
     /// <summary>Ingests from the origin under a renewed lease, publishing the live pointer at once and the sealed one at the end.</summary>
-    private static async Task<StoredContent> FromOriginAsync(LocalNode node, UrlFetchRequest request, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+    private static async Task<(StoredContent Content, Bitfield InMemory)> FromOriginAsync(LocalNode node, UrlFetchRequest request, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
     {
+        Bitfield? heldBefore = null; // pieces an earlier, interrupted ingest left in the live entry: read from disk, not from the origin now
         using var renew = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         ContentId? live = null;
         OriginValidators? liveValidators = null;
@@ -216,6 +219,7 @@ public static class UrlFetch
                 async (id, validators) =>
                 {
                     liveValidators = validators;
+                    heldBefore = node.SnapshotVerified(id);
                     live = id;
                     request.OnContent?.Invoke(id);
                     await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, validators, cancellationToken, live: true).ConfigureAwait(false);
@@ -229,6 +233,6 @@ public static class UrlFetch
         var content = ingested.Content;
         await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
         await OriginTasks.PublishPointerAsync(node, request.TaskKey, content.Id, ingested.Validators, cancellationToken).ConfigureAwait(false);
-        return content;
+        return (content, content.VerifiedSince(heldBefore));
     }
 }

@@ -105,7 +105,8 @@ public sealed partial class BitRotTests
         await using var get = await SwarmProcess.RunAsync(Timeout, "get", lab.Id, "-o", output, "--data-dir", lab.SeedData, "--peer", $"127.0.0.1:{lab.HonestPort}");
         Assert.True(get.ExitCode == 0, get + "\nnode: " + node.Stderr);
         Assert.Equal(lab.Original, File.ReadAllBytes(output));
-        Assert.Contains($"piece 7 of {lab.Id} failed its hash check in the store", node.Stderr);
+        // The node's log is written asynchronously: wait (bounded) for the line rather than race it.
+        await Poll.UntilAsync(() => node.Stderr.Contains($"piece 7 of {lab.Id} failed its hash check in the store", StringComparison.Ordinal), Timeout, "the node to log the rotten piece\n" + node.Stderr);
         using var http = new HttpClient();
         string text = await http.GetStringAsync($"http://127.0.0.1:{metrics}/metrics", TestContext.Current.CancellationToken);
         Assert.Matches(@"(?m)^swarm_pieces_rotten_total 1$", text);
