@@ -175,6 +175,8 @@ public sealed class OciContent : IDisposable
                 if (swarm.Content != opened) opened.Dispose();
                 return swarm.Content;
             }
+            // It was complete when remembered: a partial entry now lost pieces to rot in the store. The refetch removes it first.
+            if (opened != null) _rotten[digest] = id;
             opened?.Dispose();
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
@@ -183,6 +185,28 @@ public sealed class OciContent : IDisposable
         }
         _digests.TryRemove(digest, out _); // evicted or damaged: fetch it again
         return null;
+    }
+
+    /// <summary>Digests whose remembered content is in the store but no longer complete (pieces dropped as rotten).</summary>
+    private readonly ConcurrentDictionary<string, ContentId> _rotten = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Before a digest whose copy rotted is fetched again: removes that copy and the live entry it was sealed from. The
+    /// sealed entry's data file is a hard link to the live one's, so the live entry holds the same rotten bytes while its
+    /// journal still calls them verified, and the engine keeps its writer lock: a new ingest from the upstream would resume
+    /// into it (same origin version, same live id) and fail to take the lock on every request, or seal the rotten bytes
+    /// again. Removed, the refetch starts from a fresh entry, from the swarm or the upstream.
+    /// </summary>
+    private async Task RemoveRottenCopyAsync(string digest)
+    {
+        if (!_rotten.TryRemove(digest, out var id) || _digests.ContainsKey(digest)) return;
+        foreach (var swarm in _node.Engine.Swarms)
+        {
+            if (swarm.Content is { Manifest.IsLive: true } live && swarm.Sealed?.Id == id)
+                await _node.RemoveAsync(live.Id).ConfigureAwait(false);
+        }
+        await _node.RemoveAsync(id).ConfigureAwait(false);
+        _logger.LogInformation("mirror: the stored copy of {Digest} ({Id}) lost pieces that failed their hash check; removed, it is fetched again", digest, id.ToUri());
     }
 
     /// <summary>
@@ -209,6 +233,7 @@ public sealed class OciContent : IDisposable
         engine.PieceVerified += OnPiece;
         try
         {
+            await RemoveRottenCopyAsync(fetch.Digest).ConfigureAwait(false);
             var headers = new List<KeyValuePair<string, string>>();
             RegistryException? upstreamFailure = null;
             if (manifest) headers.Add(new("Accept", string.Join(", ", Oci.ManifestTypes)));
