@@ -74,6 +74,9 @@ public static class OriginTasks
         await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
         if (onLive != null) await onLive(content.Id, validators).ConfigureAwait(false);
 
+        // Pieces an earlier, interrupted run stored are re-hashed before they are built on: one that rotted on disk is
+        // dropped and read from the origin again, instead of being sealed into the content (and served) as it is.
+        if (content.Verified.Count > 0) content.CheckStoredPieces(null);
         int first = 0;
         while (first < layout.PieceCount && content.Verified[first]) first++;
         // The whole content's SHA-256 goes into the sealed pointer: pieces an earlier run stored are hashed from disk.
