@@ -85,6 +85,19 @@ public sealed class ContentSwarm : IAsyncDisposable
         }
     }
 
+    /// <summary>Missing pieces that every connected peer has answered "not available" (at most <paramref name="max"/>).</summary>
+    public List<int> PiecesNoPeerServes(int max = 10)
+    {
+        lock (_sync)
+        {
+            var result = new List<int>();
+            if (_content == null || _sessions.Count == 0) return result;
+            for (int i = 0; i < _content.Layout.PieceCount && result.Count < max; i++)
+                if (!_content.Verified[i] && _sessions.All(s => s.NotHeld != null && s.NotHeld.Contains(i))) result.Add(i);
+            return result;
+        }
+    }
+
     internal void RecordUpload(int bytes)
     {
         Interlocked.Add(ref _bytesUploaded, bytes);
@@ -743,6 +756,7 @@ public sealed class ContentSwarm : IAsyncDisposable
             {
                 // Ask others for this piece for a while; other blocks of it that are in flight with this peer go too.
                 (session.Refused ??= [])[reject.Piece] = Environment.TickCount64 + 3000;
+                if (reject.Reason == RejectReason.NotAvailable && session.NotHeld is not { Count: >= 4096 }) (session.NotHeld ??= []).Add(reject.Piece);
                 var same = session.Outstanding.Keys.Where(k => (int)(k >> 32) == reject.Piece).ToList();
                 foreach (long k in same)
                 {

@@ -70,6 +70,8 @@ public sealed class PeerSession
 
     /// <summary>Pieces the peer declined to serve (not available from it right now), until when.</summary>
     internal Dictionary<int, long>? Refused;
+    /// <summary>Pieces this peer answered "not available" although it offered them (its stored copy failed its hash check, say).</summary>
+    internal HashSet<int>? NotHeld;
 
     /// <summary>Pieces a complete node has started sending to this peer (the rest of their blocks are never steered away).</summary>
     internal readonly HashSet<int> Serving = [];

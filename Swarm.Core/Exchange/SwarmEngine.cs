@@ -339,6 +339,10 @@ public sealed class SwarmEngine : IAsyncDisposable
                 {
                     string state = swarm.Describe();
                     Logger.LogDebug("stalled download of {Id}: {State}", id, state);
+                    if (swarm.PiecesNoPeerServes() is { Count: > 0 } unserved)
+                        throw new PeerUnavailableException(
+                            $"download of {id} stalled: {(unserved.Count == 1 ? $"piece {unserved[0]} is" : $"pieces {string.Join(", ", unserved)} are")} not available from any of the {swarm.PeerCount} connected peer(s) " +
+                            "(a peer whose stored copy fails its hash check stops offering it); give --peer IP:PORT or --bootstrap IP:PORT of another node that holds the content");
                     throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s) [{state}]");
                 }
             }
