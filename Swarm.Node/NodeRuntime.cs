@@ -153,7 +153,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         _node.Engine.PieceRotten += OnPieceRotten;
         _oci = new Mirror.OciContent(_node, Path.Combine(Config.DataDirectory, "mirror"), _logger, AddOriginBytes);
         if (Config.Mirror != null) Mirror = new Mirror.RegistryMirror(_node, _oci, _registries, Config.Upstream, _logger);
-        int resumed = 0;
+        int resumed = 0, dropped = 0;
         foreach (var (id, request) in LoadTasks())
         {
             try
@@ -161,12 +161,16 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 Start(request, id);
                 resumed++;
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or FormatException or IOException)
             {
-                // Its output became something swarm must not write, or its file went away: the others still resume.
-                _logger.LogWarning("task {Task} is not resumed: {Error}", id, e.Message);
+                // Its output became something swarm must not write, or its file went away: reported once and dropped (the
+                // task list is saved without it), and the node starts and resumes the others.
+                _logger.LogWarning("task {Task} saved in {Path} cannot run any more and is dropped: {Error}", id, Path.Combine(Config.DataDirectory, TasksFile),
+                    new SecretRedactor(request.Source, request.Filters, request.Headers).Scrub(e.Message));
+                dropped++;
             }
         }
+        if (dropped > 0) SaveTasks();
         var stats = _node.Dht!.GetStats();
         _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed",
             _node.Key.NodeId.ToHex(), _node.EndPoint, stats.RoutingTableSize, served, resumed);

@@ -79,6 +79,7 @@ public sealed class OutputTarget
     private static OutputTarget Decide(string path, string filePath, UnixFileType type, bool viaSymlink)
     {
         string what = viaSymlink ? $"-o {path} is a symbolic link to {filePath}, which is" : $"-o {path} is";
+        if (type is UnixFileType.Missing or UnixFileType.Regular) EnsureWritableDirectory(path, filePath);
         return type switch
         {
             UnixFileType.Missing or UnixFileType.Regular or UnixFileType.Fifo or UnixFileType.CharacterDevice => new OutputTarget(path, filePath, type, viaSymlink),
@@ -86,6 +87,31 @@ public sealed class OutputTarget
             UnixFileType.BlockDevice => throw new OutputTargetException($"{what} a block device; swarm does not write onto block devices: write to a file, then copy it onto the device"),
             _ => throw new OutputTargetException($"{what} {UnixFileStatus.Describe(type)}; swarm writes to regular files, FIFOs and character devices only: choose another -o"),
         };
+    }
+
+    /// <summary>
+    /// The export creates a temporary name in the file's directory and renames it over the file, so the directory (or the
+    /// nearest one that exists, where the export will create the rest) must be writable by this process — checked now, by
+    /// creating and removing a probe file, so that a get that could never write its output fails before it downloads.
+    /// </summary>
+    private static void EnsureWritableDirectory(string path, string filePath)
+    {
+        string? dir = System.IO.Path.GetDirectoryName(filePath);
+        while (dir != null && !Directory.Exists(dir)) dir = System.IO.Path.GetDirectoryName(dir);
+        if (dir == null) return;
+        string probe = System.IO.Path.Combine(dir, ".swarm-probe-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)));
+        try
+        {
+            using var _ = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new OutputNotWritableException($"cannot write -o {path}: this user may not create files in {dir}; choose an output in a directory you can write, or fix its permissions", e);
+        }
+        catch (IOException e)
+        {
+            throw new OutputNotWritableException($"cannot write -o {path}: creating a file in {dir} failed ({e.Message}); choose an output on a writable file system", e);
+        }
     }
 
     /// <summary>
