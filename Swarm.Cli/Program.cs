@@ -14,4 +14,8 @@ var root = new RootCommand("Swarm: peer-to-peer distribution of files and contai
     ContainerdConfigCommand.Create(),
     IdCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+var parsed = root.Parse(args);
+// A bad command line is an error: its messages and "Did you mean" suggestions go to stderr, so stdout carries only results
+// (help asked for with --help still goes to stdout).
+var configuration = parsed.Errors.Count > 0 ? new InvocationConfiguration { Output = Console.Error } : new InvocationConfiguration();
+return await parsed.InvokeAsync(configuration).ConfigureAwait(false);

@@ -57,6 +57,9 @@ public static class NodeHost
         builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.Logging.SetMinimumLevel(config.LogLevel);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        // A hosted service that fails to start is reported by `swarm node` in one line of its own words; the host's own
+        // "Hosting failed to start" entry would print the exception's stack trace before it.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton<NodeRuntime>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeRuntime>());
