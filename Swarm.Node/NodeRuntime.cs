@@ -66,6 +66,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     private const string TasksFile = "tasks.json";
     private readonly ConcurrentDictionary<string, TaskState> _tasks = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly SharedFetches<TaskState, UrlFetchResult> _fetches;
     private readonly ILogger _logger;
     private LocalNode? _node;
     private long _fromOrigin;
@@ -103,6 +104,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     {
         Config = config;
         _logger = logger;
+        _fetches = new(_stop.Token);
     }
 
     public NodeConfig Config { get; }
@@ -295,7 +297,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         {
             var node = Node;
             StoredContent content;
-            Bitfield? heldBefore = null, verifiedInMemory = null; // null: the export re-hashes every stored piece
+            Bitfield? verifiedInMemory = null; // null: the export re-hashes every stored piece
             var url = OriginRequest.AsUrl(request.Source);
             var headers = OriginRequest.ParseHeaders(request.Headers);
             if (request.Kind == "seed" && request.Source.StartsWith("oci://", StringComparison.OrdinalIgnoreCase))
@@ -345,8 +347,11 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                     TrustedPublishers = Config.TrustedPublishers,
                     Digest = request.Digest is { } d ? OriginTasks.ParseDigest(d) : null,
                 };
-                var result = await UrlFetch.RunAsync(node, fetch, SwarmProgress(task), new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
-                    line => _logger.LogInformation("task {Task}: {Line}", task.Id, task.Redactor.Scrub(line.StartsWith("swarm: ", StringComparison.Ordinal) ? line[7..] : line)), ct).ConfigureAwait(false);
+                // Every task of the same task key (a resumed one included) waits for one fetch; each checks and exports for itself.
+                var result = await _fetches.RunAsync("url:" + fetch.TaskKey.ToHex(), Variant(request), task, (shared, token) =>
+                    UrlFetch.RunAsync(node, fetch, SharedSwarmProgress(shared), SharedOriginProgress(shared),
+                        line => _logger.LogInformation("task {Task}: {Line}", string.Join(",", shared.Listeners.Select(t => t.Id)),
+                            task.Redactor.Scrub(line.StartsWith("swarm: ", StringComparison.Ordinal) ? line[7..] : line)), token), ct).ConfigureAwait(false);
                 content = result.Content;
                 verifiedInMemory = result.VerifiedInMemory;
             }
@@ -354,9 +359,17 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             {
                 if (!ContentId.TryParse(request.Source, out var id)) throw new ArgumentException($"'{request.Source}' is not a content id");
                 task.Content = id;
-                heldBefore = node.SnapshotVerified(id);
-                content = await node.Engine.DownloadAsync(id, [.. request.Peers.Select(EndPoints.Parse)], SwarmProgress(task), ct, node.Discovery).ConfigureAwait(false);
-                verifiedInMemory = content.VerifiedSince(heldBefore);
+                var peers = request.Peers.Select(EndPoints.Parse).ToArray();
+                // One download per id, whoever asks: the others wait for it (the engine would join them too, but this keeps
+                // a cancelled task from stopping the dialling the others depend on).
+                var result = await _fetches.RunAsync("id:" + id.Hex, "", task, async (shared, token) =>
+                {
+                    var before = node.SnapshotVerified(id);
+                    var downloaded = await node.Engine.DownloadAsync(id, peers, SharedSwarmProgress(shared), token, node.Discovery).ConfigureAwait(false);
+                    return new UrlFetchResult(downloaded, false, 0, id, downloaded.VerifiedSince(before));
+                }, ct).ConfigureAwait(false);
+                content = result.Content;
+                verifiedInMemory = result.VerifiedInMemory;
             }
             task.Content ??= content.Id;
             task.Total = task.Verified = content.Layout.Length;
@@ -426,6 +439,33 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// What, besides the key, decides a URL fetch's result: requests that differ in it do not share a fetch (another
+    /// request's credentials must not stand in for this one's, nor its digest or fallback rule).
+    /// </summary>
+    private static string Variant(TaskRequest request) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n",
+            [request.Digest ?? "", request.NoBackToSource ? "no-back-to-source" : "", string.Join("\u0001", request.Filters), .. request.Headers]))));
+
+    private Progress<(long Done, long Total)> SharedOriginProgress(SharedFetch<TaskState, UrlFetchResult> shared)
+    {
+        long[] seen = [0]; // the node's origin counter counts the shared fetch once, not once per waiting task
+        return new(p =>
+        {
+            long delta = p.Done - Interlocked.Exchange(ref seen[0], p.Done);
+            if (delta > 0) Interlocked.Add(ref _fromOrigin, delta);
+            shared.Each(t =>
+            {
+                t.FromOrigin = p.Done;
+                t.Total = p.Total;
+                t.Verified = p.Done;
+            });
+        });
+    }
+
+    private static Progress<TransferProgress> SharedSwarmProgress(SharedFetch<TaskState, UrlFetchResult> shared) =>
+        new(p => shared.Each(t => ApplySwarmProgress(t, p)));
+
     private void OriginProgress(TaskState task, long done, long total)
     {
         long delta = done - Interlocked.Exchange(ref task.FromOrigin, done);
@@ -434,13 +474,15 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         task.Verified = done;
     }
 
-    private static Progress<TransferProgress> SwarmProgress(TaskState task) => new(p =>
+    private static Progress<TransferProgress> SwarmProgress(TaskState task) => new(p => ApplySwarmProgress(task, p));
+
+    private static void ApplySwarmProgress(TaskState task, TransferProgress p)
     {
         task.Total = p.TotalBytes;
         task.Verified = p.VerifiedBytes;
         task.FromPeers = p.BytesFromPeers;
         task.Peers = p.Peers;
-    });
+    }
 
     // ---- the task list survives restarts: unfinished tasks resume ----
 

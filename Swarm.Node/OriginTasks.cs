@@ -71,24 +71,36 @@ public static class OriginTasks
         var swarm = node.Engine.Serve(content);
         if (swarm.Content != content) content.Dispose();
         content = swarm.Content!;
-        await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
-        if (onLive != null) await onLive(content.Id, validators).ConfigureAwait(false);
 
         // Pieces an earlier, interrupted run stored are re-hashed before they are built on: one that rotted on disk is
         // dropped and read from the origin again, instead of being sealed into the content (and served) as it is.
         if (content.Verified.Count > 0) content.CheckStoredPieces(null);
         int first = 0;
         while (first < layout.PieceCount && content.Verified[first]) first++;
-        // The whole content's SHA-256 goes into the sealed pointer: pieces an earlier run stored are hashed from disk.
-        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        HashStored(content, first, whole);
+        // Where the body is read from is settled first: a resume leaves the full response at once (for a range request),
+        // so the origin is not kept sending bytes this run already holds while the entry is announced.
+        Stream? body = null;
         if (first < layout.PieceCount)
-        {
-            using var guard = UplinkGuard.Enter(node.Engine, () => content.VerifiedBytes);
-            await ReadPiecesAsync(node, url, origin, response, content, swarm, first, whole, progress, cancellationToken).ConfigureAwait(false);
-        }
+            body = await ResumingOriginStream.OpenAtAsync(origin, url, response, length, layout.PieceOffset(first), cancellationToken).ConfigureAwait(false);
         else
             response.Dispose(); // an earlier run read everything but stopped before sealing
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        try
+        {
+            await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
+            if (onLive != null) await onLive(content.Id, validators).ConfigureAwait(false);
+            // The whole content's SHA-256 goes into the sealed pointer: pieces an earlier run stored are hashed from disk.
+            HashStored(content, first, whole);
+            if (body != null)
+            {
+                using var guard = UplinkGuard.Enter(node.Engine, () => content.VerifiedBytes);
+                await ReadPiecesAsync(node, origin.Display(url), body, content, swarm, first, whole, progress, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (body != null) await body.DisposeAsync().ConfigureAwait(false);
+        }
         var sealedManifest = content.Manifest.Seal() ?? throw new InvalidOperationException("ingest finished with pieces missing");
         byte[] signature = node.Key.Sign(sealedManifest.SignedPayload());
         var sealedContent = node.Store.SealLive(content, signature);
@@ -116,13 +128,12 @@ public static class OriginTasks
         }
     }
 
-    /// <summary>Reads pieces <paramref name="first"/>.. from the origin into a live entry, in two overlapping stages.</summary>
-    private static async Task ReadPiecesAsync(LocalNode node, Uri url, OriginClient origin, HttpResponseMessage response, StoredContent content, ContentSwarm swarm,
+    /// <summary>Reads pieces <paramref name="first"/>.. from the origin's <paramref name="body"/> (positioned at piece <paramref name="first"/>) into a live entry, in two overlapping stages.</summary>
+    private static async Task ReadPiecesAsync(LocalNode node, string shown, Stream body, StoredContent content, ContentSwarm swarm,
         int first, IncrementalHash whole, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
     {
         var layout = content.Layout;
         long length = layout.Length;
-        await using var body = await ResumingOriginStream.OpenAtAsync(origin, url, response, length, layout.PieceOffset(first), cancellationToken).ConfigureAwait(false);
         // Two stages: the origin is read into one buffer while the previous piece is hashed, signed and written.
         var filled = System.Threading.Channels.Channel.CreateBounded<(int Piece, AlignedBuffer Buffer)>(2);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -140,7 +151,7 @@ public static class OriginTasks
                     catch (EndOfStreamException e)
                     {
                         AlignedBuffer.Return(buffer);
-                        throw new OriginException($"{origin.Display(url)} ended before its {length:N0} bytes (it shrank, or the connection broke); try again", e);
+                        throw new OriginException($"{shown} ended before its {length:N0} bytes (it shrank, or the connection broke); try again", e);
                     }
                     catch
                     {

@@ -38,11 +38,14 @@ public sealed record TaskPointer(ContentId Id, bool Live, OriginValidators Valid
     }
 
     /// <summary>Reads a record's value; null when it is not a pointer in this format (older formats, garbage).</summary>
-    public static TaskPointer? TryDecode(SignedRecord record)
+    public static TaskPointer? TryDecode(SignedRecord record) => TryDecode(record.Value, record.Publisher, record.Sequence);
+
+    /// <summary>Reads a pointer value (a DHT record's, or the data directory's <see cref="LocalTaskRecord"/>); null when it is not one.</summary>
+    public static TaskPointer? TryDecode(ReadOnlyMemory<byte> value, Hash256 publisher, long sequence)
     {
         try
         {
-            var r = new MessagePackReader(record.Value);
+            var r = new MessagePackReader(value);
             if (r.ReadArrayHeader() != 7 || r.ReadInt32() != FormatVersion) return null;
             var id = ReadHash(ref r);
             bool live = r.ReadBoolean();
@@ -52,7 +55,7 @@ public sealed record TaskPointer(ContentId Id, bool Live, OriginValidators Valid
             if (etag is { Length: > OriginValidators.MaxETagLength }) return null;
             DateTimeOffset? lastModified = r.TryReadNil() ? null : DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(r.ReadInt64(), 0, 253402300799));
             Hash256? sha = r.TryReadNil() ? null : ReadHash(ref r) ?? throw new MessagePackSerializationException("bad sha256");
-            return new TaskPointer(new ContentId(id.Value), live, new OriginValidators(length, etag, lastModified, sha), record.Publisher, record.Sequence);
+            return new TaskPointer(new ContentId(id.Value), live, new OriginValidators(length, etag, lastModified, sha), publisher, sequence);
         }
         catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or OverflowException or InvalidOperationException)
         {

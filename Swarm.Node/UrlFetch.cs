@@ -51,7 +51,8 @@ public sealed record UrlFetchRequest(Uri Url, Hash256 TaskKey)
 /// <param name="Contenders">Other nodes that asked for the same URL at the same time (cold start).</param>
 /// <param name="SwarmId">The swarm it was fetched or ingested in.</param>
 /// <param name="VerifiedInMemory">The pieces this fetch verified in memory itself (from peers or the origin): the export re-hashes only the others.</param>
-public sealed record UrlFetchResult(StoredContent Content, bool FromOrigin, int Contenders, ContentId SwarmId, Bitfield? VerifiedInMemory = null);
+/// <param name="Validators">The origin's validators the content was fetched under (recorded for later requests), when known.</param>
+public sealed record UrlFetchResult(StoredContent Content, bool FromOrigin, int Contenders, ContentId SwarmId, Bitfield? VerifiedInMemory = null, OriginValidators? Validators = null);
 
 /// <summary>A live download was abandoned because the node ingesting from the origin went away.</summary>
 public sealed class IngesterGoneException : Exception
@@ -68,11 +69,88 @@ public sealed class IngesterGoneException : Exception
 /// </summary>
 public static class UrlFetch
 {
+    /// <summary>
+    /// Fetches the URL once per data directory: content this data directory already fetched for the task key is used when
+    /// <see cref="TaskTrust"/> accepts its record (as it would a DHT pointer); otherwise the fetch runs under the task key's
+    /// <see cref="TaskKeyLock"/>, so a second process (or request) for the same key waits for the first and then exports
+    /// what it fetched, instead of colliding with it on the store entry. A holder that dies releases the lock and a waiter
+    /// takes over, resuming from the pieces it journalled.
+    /// </summary>
     public static async Task<UrlFetchResult> RunAsync(LocalNode node, UrlFetchRequest request, IProgress<TransferProgress>? swarmProgress,
         IProgress<(long Done, long Total)>? originProgress, Action<string> say, CancellationToken cancellationToken)
     {
+        var trust = new TaskTrust(request.Url, request.Shown, request.Headers, request.TrustedPublishers, request.Digest);
+        if (await FromRecordAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) is { } known) return known;
+        using var held = await TaskKeyLock.AcquireAsync(node.DataDirectory, request.TaskKey, request.Shown, request.WaitForOthers, say, cancellationToken).ConfigureAwait(false);
+        if (held.Waited && await FromRecordAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) is { } done) return done;
+        var heartbeatSwarm = new Progress<TransferProgress>(p => { held.Progressed(); swarmProgress?.Report(p); });
+        var heartbeatOrigin = new Progress<(long Done, long Total)>(p => { held.Progressed(); originProgress?.Report(p); });
+        var result = await FetchAsync(node, request, trust, heartbeatSwarm, heartbeatOrigin, say, cancellationToken).ConfigureAwait(false);
+        if (result.Validators is { } validators && !result.Content.Manifest.IsLive)
+        {
+            try
+            {
+                LocalTaskRecord.Write(node.DataDirectory, request.TaskKey, result.Content.Id, validators);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Only an optimisation: without it, a later request asks the DHT or the origin again.
+                say($"swarm: could not note {request.Shown} in {LocalTaskRecord.DirectoryFor(node.DataDirectory)} ({e.Message}); later requests fetch it again");
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The content this data directory recorded for the task key, when the store holds it complete and
+    /// <paramref name="trust"/> accepts the record (the origin confirms the version, or a digest is given); else null.
+    /// </summary>
+    private static async Task<UrlFetchResult?> FromRecordAsync(LocalNode node, UrlFetchRequest request, TaskTrust trust, Action<string> say, CancellationToken cancellationToken)
+    {
+        if (LocalTaskRecord.TryRead(node.DataDirectory, request.TaskKey, node.Key.NodeId) is not { } pointer) return null;
+        TaskPointer? chosen;
+        string? before = trust.LastNote;
+        try
+        {
+            chosen = await trust.ChooseAsync([pointer], cancellationToken).ConfigureAwait(false);
+        }
+        catch (PeerUnavailableException)
+        {
+            return null; // the origin cannot confirm it: the ordinary fetch decides (and says why it fails, if it does)
+        }
+        if (trust.LastNote is { } note && note != before) say("swarm: " + note);
+        if (chosen == null) return null;
+        var content = node.Engine.Find(chosen.Id)?.Content;
+        if (content == null)
+        {
+            StoredContent? opened;
+            try
+            {
+                opened = node.Store.TryOpen(chosen.Id);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                return null;
+            }
+            if (opened is not { IsComplete: true })
+            {
+                opened?.Dispose();
+                return null;
+            }
+            var swarm = node.Engine.Serve(opened);
+            if (swarm.Content != opened) opened.Dispose();
+            content = swarm.Content ?? opened;
+        }
+        if (!content.IsComplete) return null;
+        await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
+        request.OnContent?.Invoke(content.Id);
+        return new UrlFetchResult(content, false, 0, content.Id, null, chosen.Validators);
+    }
+
+    private static async Task<UrlFetchResult> FetchAsync(LocalNode node, UrlFetchRequest request, TaskTrust trust, IProgress<TransferProgress>? swarmProgress,
+        IProgress<(long Done, long Total)>? originProgress, Action<string> say, CancellationToken cancellationToken)
+    {
         var url = request.Shown;
-        var trust = new TaskTrust(request.Url, url, request.Headers, request.TrustedPublishers, request.Digest);
         bool joined = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
         var pointer = joined ? await ResolveAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) : null;
         var deadline = DateTime.UtcNow + request.WaitForOthers;
@@ -86,7 +164,7 @@ public static class UrlFetch
                 {
                     var before = node.SnapshotVerified(p.Id);
                     var fetched = await FromSwarmAsync(node, request, trust, p, swarmProgress, cancellationToken).ConfigureAwait(false);
-                    return new UrlFetchResult(fetched, false, contenders, p.Id, fetched.VerifiedSince(before));
+                    return new UrlFetchResult(fetched, false, contenders, p.Id, fetched.VerifiedSince(before), p.Live ? null : p.Validators);
                 }
                 catch (IngesterGoneException e) when (request.BackToSource)
                 {
@@ -123,8 +201,8 @@ public static class UrlFetch
                     if (pointer != null) continue;
                 }
             }
-            var (content, inMemory) = await FromOriginAsync(node, request, originProgress, cancellationToken).ConfigureAwait(false);
-            return new UrlFetchResult(content, true, contenders, content.Id, inMemory);
+            var (content, inMemory, validators) = await FromOriginAsync(node, request, originProgress, cancellationToken).ConfigureAwait(false);
+            return new UrlFetchResult(content, true, contenders, content.Id, inMemory, validators);
         }
     }
 
@@ -194,7 +272,7 @@ public static class UrlFetch
     }
 
     /// <summary>Ingests from the origin under a renewed lease, publishing the live pointer at once and the sealed one at the end.</summary>
-    private static async Task<(StoredContent Content, Bitfield InMemory)> FromOriginAsync(LocalNode node, UrlFetchRequest request, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
+    private static async Task<(StoredContent Content, Bitfield InMemory, OriginValidators Validators)> FromOriginAsync(LocalNode node, UrlFetchRequest request, IProgress<(long Done, long Total)>? progress, CancellationToken cancellationToken)
     {
         Bitfield? heldBefore = null; // pieces an earlier, interrupted ingest left in the live entry: read from disk, not from the origin now
         using var renew = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -233,6 +311,6 @@ public static class UrlFetch
         var content = ingested.Content;
         await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
         await OriginTasks.PublishPointerAsync(node, request.TaskKey, content.Id, ingested.Validators, cancellationToken).ConfigureAwait(false);
-        return (content, content.VerifiedSince(heldBefore));
+        return (content, content.VerifiedSince(heldBefore), ingested.Validators);
     }
 }

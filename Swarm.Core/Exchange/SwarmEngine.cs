@@ -24,6 +24,7 @@ public readonly record struct TransferProgress(long TotalBytes, long VerifiedByt
 public sealed class SwarmEngine : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<ContentId, ContentSwarm> _swarms = new();
+    private readonly Lock _opening = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _background = [];
     private readonly Timer _tick;
@@ -266,16 +267,23 @@ public sealed class SwarmEngine : IAsyncDisposable
     public async Task<StoredContent> DownloadAsync(ContentId id, IReadOnlyList<IPEndPoint> peers, IProgress<TransferProgress>? progress,
         CancellationToken cancellationToken, PeerDiscovery? discover = null)
     {
-        var existing = Find(id)?.Content ?? Store.TryOpen(id);
-        if (existing is { IsComplete: true })
+        ContentSwarm swarm;
+        // Two downloads of one id at once join one swarm: the entry is opened (and its writer lock taken) once, under a
+        // gate, so the second caller finds the first one's swarm instead of opening the entry again and failing on the
+        // writer lock its own process holds.
+        lock (_opening)
         {
-            Serve(existing);
-            return existing;
+            var existing = Find(id)?.Content ?? Store.TryOpen(id);
+            if (existing is { IsComplete: true })
+            {
+                Serve(existing);
+                return existing;
+            }
+            existing?.AcquireWriter();
+            swarm = _swarms.GetOrAdd(id, i => new ContentSwarm(this, i, existing));
+            if (swarm.Content != existing) existing?.Dispose();
+            swarm.StartDownload();
         }
-        existing?.AcquireWriter();
-        var swarm = _swarms.GetOrAdd(id, i => new ContentSwarm(this, i, existing));
-        if (swarm.Content != existing) existing?.Dispose();
-        swarm.StartDownload();
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
         var errors = new ConcurrentDictionary<IPEndPoint, string>();

@@ -43,8 +43,9 @@ public sealed class NodeKey : IDisposable
         }
 
         var key = Generate();
-        string tmp = path + ".tmp";
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
+        // A name of its own: several processes may create the key of a new data directory at the same moment.
+        string tmp = path + "." + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)) + ".tmp";
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         using (var fs = new FileStream(tmp, options))
         {

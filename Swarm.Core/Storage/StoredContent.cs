@@ -591,11 +591,21 @@ public sealed class StoredContent : IDisposable
             if (free < Layout.Length)
                 throw new IOException($"not enough disk space for {Id}: it needs {Layout.Length:N0} bytes and {Directory} has {free:N0} free. Free disk space or use a --data-dir on a larger disk.");
         }
-        var handle = File.OpenHandle(path, existed ? FileMode.Open : FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        // OpenOrCreate, not CreateNew: two opens of a new entry at the same moment (two requests for one content) both
+        // find no data file; the second must open the file the first created, not fail on it.
+        var handle = File.OpenHandle(path, existed ? FileMode.Open : FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
         if (RandomAccess.GetLength(handle) != Layout.Length) RandomAccess.SetLength(handle, Layout.Length);
         // An empty journal with the new data file: later, a full-length data file without a journal means a lost journal.
+        // Created only if missing, never truncated: a concurrent opener may already have journalled pieces in it.
         string journal = Path.Combine(Directory, JournalFile);
-        if (!File.Exists(journal)) File.WriteAllBytes(journal, []);
+        if (!File.Exists(journal))
+        {
+            try
+            {
+                using var created = new FileStream(journal, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite);
+            }
+            catch (IOException) when (File.Exists(journal)) { }
+        }
         _direct = NativeFile.TryOpenDirect(path);
         return handle;
     }
