@@ -77,7 +77,8 @@ internal static class GetCommand
                 var expectedDigest = parse.GetValue(digest) is { } dg ? OriginTasks.ParseDigest(dg) : (Swarm.Core.Content.Hash256?)null;
                 await using var node = await LocalNode.StartAsync(dir, options, logger,
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
-                bool canDiscover = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
+                // Bootstrap addresses that did not answer yet still count: the download keeps trying them until --stall-timeout.
+                bool canDiscover = node.CanDiscover;
                 var swarmProgress = new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers));
                 var clock = Stopwatch.StartNew();
                 Swarm.Core.Storage.StoredContent content;

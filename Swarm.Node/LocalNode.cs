@@ -71,7 +71,7 @@ public sealed class LocalNode : IAsyncDisposable
                     size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
                 }
                 if (size == 0 && bootstrap.Count > 0)
-                    logger.LogWarning("no DHT node answered at {Bootstrap}; content can only be found through --peer until one does", string.Join(", ", bootstrap));
+                    logger.LogWarning("no DHT node answered at {Bootstrap} yet; trying again in the background (a get keeps trying until its --stall-timeout)", string.Join(", ", bootstrap));
             }
             else
             {
@@ -128,12 +128,48 @@ public sealed class LocalNode : IAsyncDisposable
         return size;
     }
 
-    /// <summary>Peers for a content from the DHT (not counting this node).</summary>
+    /// <summary>Whether the DHT can be asked at all: it knows nodes, or has addresses to join through (which may answer later).</summary>
+    public bool CanDiscover => Dht is { } dht && (dht.GetStats().RoutingTableSize > 0 || Bootstrap.Count > 0 || dht.SavedContacts > 0);
+
+    /// <summary>
+    /// Peers for a content from the DHT (not counting this node). When the DHT is out of reach (no contact, or none
+    /// answered the last lookup) it first joins again through the bootstrap addresses, waiting longer for their answers
+    /// each time (a busy node answers late); when still nobody answers it throws <see cref="PeerUnavailableException"/>
+    /// saying what was tried, and the download asks again after a back-off until its stall timeout.
+    /// </summary>
     public PeerDiscovery? Discovery => Dht == null ? null : async (id, ct) =>
     {
-        var providers = await Dht.FindProvidersAsync(id.Value, ct).ConfigureAwait(false);
-        return [.. providers.Where(p => p.NodeId != Key.NodeId).OrderByDescending(p => p.Holdings.VerifiedPieces).Select(p => p.EndPoint)];
+        var dht = Dht;
+        if (dht.GetStats().RoutingTableSize == 0 || Volatile.Read(ref _lastSearchReachedNobody))
+        {
+            int attempt = Interlocked.Increment(ref _joinAttempts);
+            var wait = dht.Options.RpcTimeout * Math.Min(4, attempt + 1);
+            await dht.BootstrapAsync(Bootstrap, ct, wait).ConfigureAwait(false);
+            if (dht.GetStats().RoutingTableSize == 0) throw new PeerUnavailableException(Unreached(attempt));
+        }
+        var search = await dht.SearchProvidersAsync(id.Value, ct).ConfigureAwait(false);
+        Volatile.Write(ref _lastSearchReachedNobody, search.NodesAnswered == 0 && search.Providers.Count == 0);
+        if (search.NodesAnswered == 0 && search.Providers.Count == 0)
+            throw new PeerUnavailableException($"none of the {search.NodesAsked} DHT node(s) asked answered the lookup for {id}");
+        Interlocked.Exchange(ref _joinAttempts, 0);
+        return [.. search.Providers.Where(p => p.NodeId != Key.NodeId).OrderByDescending(p => p.Holdings.VerifiedPieces).Select(p => p.EndPoint)];
     };
+
+    private int _joinAttempts;
+    private bool _lastSearchReachedNobody;
+
+    private string Unreached(int attempts)
+    {
+        int saved = Dht?.SavedContacts ?? 0;
+        string where = (Bootstrap.Count, saved) switch
+        {
+            (0, 0) => "the routing table is empty and no bootstrap address was given",
+            (0, _) => $"none of the {saved} contacts saved in {RoutingTableFile} answered",
+            (_, 0) => $"no DHT node answered at {string.Join(", ", Bootstrap)}",
+            _ => $"no DHT node answered at {string.Join(", ", Bootstrap)} or at the {saved} contacts saved in {RoutingTableFile}",
+        };
+        return $"{where} ({attempts} join attempt{(attempts == 1 ? "" : "s")}); check that a swarm node runs there, or give another --bootstrap IP:PORT or --peer IP:PORT";
+    }
 
     /// <summary>Serves complete content and announces it.</summary>
     public async Task ServeAsync(StoredContent content, CancellationToken cancellationToken)
@@ -142,7 +178,7 @@ public sealed class LocalNode : IAsyncDisposable
         if (Dht == null || EndPoint == null) return;
         _announced[content.Id] = true;
         int stored = await Dht.AnnounceAsync(content.Id.Value, EndPoint.Port, Holdings(content), cancellationToken).ConfigureAwait(false);
-        if (stored == 0) _logger.LogWarning("announced {Id}, but no DHT node stored the record yet (no --bootstrap, or none reachable); it is announced again every 10 minutes", content.Id);
+        if (stored == 0) _logger.LogWarning("announced {Id}, but no DHT node stored the record yet (no --bootstrap, or none reachable); it is announced again as soon as a node joins through this one, and every 10 minutes", content.Id);
     }
 
     private static ProviderHoldings Holdings(StoredContent content) =>

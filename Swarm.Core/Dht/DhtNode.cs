@@ -22,6 +22,8 @@ public sealed class DhtNode : IAsyncDisposable
         public int TcpPort = tcpPort;
         public ProviderHoldings Holdings = holdings;
         public DateTimeOffset NextDue = nextDue;
+        /// <summary>The address our own record was stored under here, so that a withdraw removes that one.</summary>
+        public IPEndPoint? SelfStored;
     }
 
     private readonly NodeKey _key;
@@ -40,6 +42,10 @@ public sealed class DhtNode : IAsyncDisposable
     private readonly List<Contact> _savedContacts = [];
     private readonly CancellationTokenSource _stop = new();
     private int _verificationsInFlight;
+    private int _announcingAll;
+    private IPEndPoint[] _joinThrough = [];
+    private DateTimeOffset _nextRejoin;
+    private int _rejoins;
     private Task? _maintenance;
     private IPEndPoint? _external;
     private LookupResult? _lastLookup;
@@ -83,21 +89,20 @@ public sealed class DhtNode : IAsyncDisposable
     /// answer enter the routing table), looks up our own id, then refreshes every bucket farther than our closest neighbour.
     /// Returns the routing table size.
     /// </summary>
-    public async Task<int> BootstrapAsync(IEnumerable<IPEndPoint> addresses, CancellationToken cancellationToken)
+    public async Task<int> BootstrapAsync(IEnumerable<IPEndPoint> addresses, CancellationToken cancellationToken, TimeSpan? pingTimeout = null)
     {
         var seeds = new HashSet<IPEndPoint>(addresses.Select(DhtAddress.Normalize));
+        if (seeds.Count > 0) _joinThrough = [.. seeds];
         lock (_savedLock)
-        {
             foreach (var c in _savedContacts) seeds.Add(c.EndPoint);
-            _savedContacts.Clear();
-        }
         seeds.Remove(LocalEndPoint);
+        var timeout = pingTimeout ?? _options.RpcTimeout;
         // Ping every seed; at the same time probe them, so that when nothing listens at any of them (ICMP refusals) the
         // node knows it is alone at once instead of after the RPC timeout.
         using var pingsDone = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pings = Parallel.ForEachAsync(seeds, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = pingsDone.Token },
-            async (ep, ct) => await PingAsync(ep, ct).ConfigureAwait(false));
-        var probe = DhtProbe.AllRefusedAsync(seeds, _options.RpcTimeout, pingsDone.Token);
+            async (ep, ct) => await PingAsync(ep, timeout, ct).ConfigureAwait(false));
+        var probe = DhtProbe.AllRefusedAsync(seeds, timeout, pingsDone.Token);
         if (await Task.WhenAny(pings, probe).ConfigureAwait(false) == probe && await probe.ConfigureAwait(false) && _table.Count == 0)
         {
             await pingsDone.CancelAsync().ConfigureAwait(false);
@@ -109,6 +114,8 @@ public sealed class DhtNode : IAsyncDisposable
         await pingsDone.CancelAsync().ConfigureAwait(false);
         LastBootstrapRefused = false;
         if (_table.Count == 0) return 0;
+        // Saved contacts stay candidates until the node has joined once: a later attempt pings them again.
+        lock (_savedLock) _savedContacts.Clear();
 
         await LookupAsync(NodeId, cancellationToken).ConfigureAwait(false);
         var nearest = _table.Closest(NodeId, 1);
@@ -124,10 +131,16 @@ public sealed class DhtNode : IAsyncDisposable
     /// </summary>
     public bool LastBootstrapRefused { get; private set; }
 
+    /// <summary>Contacts loaded by <see cref="LoadRoutingTable"/> that <see cref="BootstrapAsync"/> has not yet joined through.</summary>
+    public int SavedContacts { get { lock (_savedLock) return _savedContacts.Count; } }
+
     /// <summary>Pings an address; returns the id of the node that answered, or null.</summary>
-    public async Task<Hash256?> PingAsync(IPEndPoint endPoint, CancellationToken cancellationToken)
+    public Task<Hash256?> PingAsync(IPEndPoint endPoint, CancellationToken cancellationToken) => PingAsync(endPoint, _options.RpcTimeout, cancellationToken);
+
+    /// <summary>Pings an address, waiting up to <paramref name="timeout"/> for the answer (longer than usual for a busy bootstrap node).</summary>
+    public async Task<Hash256?> PingAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var reply = await _socket.RequestAsync(endPoint, PingRequest.Instance, _options.RpcTimeout, cancellationToken).ConfigureAwait(false);
+        var reply = await _socket.RequestAsync(endPoint, PingRequest.Instance, timeout, cancellationToken).ConfigureAwait(false);
         if (reply?.Body is not PongResponse pong) return null;
         if (DhtAddress.IsUsable(pong.Observed)) _external = pong.Observed;
         return reply.Sender;
@@ -153,6 +166,13 @@ public sealed class DhtNode : IAsyncDisposable
     /// <summary>Providers of <paramref name="key"/> found along a lookup toward it (plus any this node stores), freshest record per provider.</summary>
     public async Task<IReadOnlyList<ProviderRecord>> FindProvidersAsync(Hash256 key, CancellationToken cancellationToken) =>
         (await LookupProvidersAsync(key, cancellationToken).ConfigureAwait(false)).Providers;
+
+    /// <summary>As <see cref="FindProvidersAsync"/>, also telling how many nodes answered: none means the DHT was not reached, not that nobody provides.</summary>
+    public async Task<ProviderSearch> SearchProvidersAsync(Hash256 key, CancellationToken cancellationToken)
+    {
+        var (providers, lookup, _) = await LookupProvidersAsync(key, cancellationToken).ConfigureAwait(false);
+        return new ProviderSearch(providers, lookup.Answered, lookup.Queries);
+    }
 
     internal async Task<(List<ProviderRecord> Providers, LookupResult Lookup, Dictionary<Hash256, byte[]> Tokens)> LookupProvidersAsync(Hash256 key, CancellationToken cancellationToken)
     {
@@ -248,7 +268,8 @@ public sealed class DhtNode : IAsyncDisposable
     public bool Withdraw(Hash256 key)
     {
         if (!_announcements.TryRemove(key, out var a)) return false;
-        var self = SelfProviderEndPoint(a.TcpPort);
+        IPEndPoint? self;
+        lock (a) self = a.SelfStored;
         if (self != null) _providers.Remove(key, self);
         return true;
     }
@@ -258,7 +279,16 @@ public sealed class DhtNode : IAsyncDisposable
         var (_, lookup, tokens) = await LookupProvidersAsync(key, cancellationToken).ConfigureAwait(false);
         var request = (Contact c) => new AddProviderRequest(key, tokens[c.Id], tcpPort, holdings);
         int stored = await StoreOnClosestAsync(lookup, tokens, request, cancellationToken).ConfigureAwait(false);
-        if (IsAmongClosest(key, lookup.Closest) && SelfProviderEndPoint(tcpPort) is { } self && _providers.Add(key, NodeId, self, holdings) == DhtStatus.Ok) stored++;
+        if (IsAmongClosest(key, lookup.Closest) && SelfProviderEndPoint(tcpPort, null) is { } self && _providers.Add(key, NodeId, self, holdings) == DhtStatus.Ok)
+        {
+            stored++;
+            if (_announcements.TryGetValue(key, out var a))
+            {
+                IPEndPoint? before;
+                lock (a) (before, a.SelfStored) = (a.SelfStored, self);
+                if (before != null && !before.Equals(self)) _providers.Remove(key, before); // our address as seen by others changed
+            }
+        }
         _logger?.LogDebug("announced {Key} on {Count} nodes", key.ToHex()[..16], stored);
         return stored;
     }
@@ -277,12 +307,58 @@ public sealed class DhtNode : IAsyncDisposable
     private bool IsAmongClosest(Hash256 key, IReadOnlyList<Contact> closest) =>
         closest.Count < _options.BucketSize || key.Xor(NodeId) < key.Xor(closest[^1].Id);
 
-    /// <summary>Where other nodes reach our TCP port: the bound address if specific, else the address they see us at.</summary>
-    private IPEndPoint? SelfProviderEndPoint(int tcpPort)
+    /// <summary>
+    /// Where other nodes reach our TCP port: the bound address if specific; else the address a requester sent its datagram
+    /// to (<paramref name="reachedAt"/>: that one it can dial); else the address other nodes see our datagrams come from;
+    /// null when none is known yet (listening on all addresses and never answered by anyone).
+    /// </summary>
+    private IPEndPoint? SelfProviderEndPoint(int tcpPort, IPAddress? reachedAt)
     {
         var local = _socket.LocalEndPoint;
         if (local != null && !local.Address.Equals(IPAddress.Any) && !local.Address.Equals(IPAddress.IPv6Any)) return new IPEndPoint(local.Address, tcpPort);
+        if (reachedAt != null && DhtAddress.IsUsable(new IPEndPoint(reachedAt, tcpPort))) return new IPEndPoint(reachedAt, tcpPort);
         return _external is { } ext ? new IPEndPoint(ext.Address, tcpPort) : null;
+    }
+
+    /// <summary>
+    /// The routing table went from empty to non-empty: announce everything now instead of at the next re-announce (up to
+    /// 10 minutes away), since an announce made while alone was stored nowhere.
+    /// </summary>
+    private void OnTableFilled()
+    {
+        if (_announcements.IsEmpty || _disposed != 0 || Interlocked.Exchange(ref _announcingAll, 1) != 0) return;
+        _ = AnnounceAllAsync();
+    }
+
+    private async Task AnnounceAllAsync()
+    {
+        try
+        {
+            await Task.Yield(); // off the receive loop
+            var next = _time.GetUtcNow() + _options.ReannounceInterval;
+            foreach (var (key, a) in _announcements)
+            {
+                int port;
+                ProviderHoldings holdings;
+                lock (a)
+                {
+                    a.NextDue = next;
+                    port = a.TcpPort;
+                    holdings = a.Holdings;
+                }
+                int stored = await AnnounceOnceAsync(key, port, holdings, _stop.Token).ConfigureAwait(false);
+                _logger?.LogInformation("joined the DHT: announced {Key} on {Count} nodes", key.ToHex()[..16], stored);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or InvalidOperationException) { }
+        catch (Exception e)
+        {
+            _logger?.LogWarning("announcing after joining the DHT failed: {Error}", e.Message);
+        }
+        finally
+        {
+            Volatile.Write(ref _announcingAll, 0);
+        }
     }
 
     // ---------------------------------------------------------------- signed records
@@ -336,13 +412,13 @@ public sealed class DhtNode : IAsyncDisposable
 
     // ---------------------------------------------------------------- serving
 
-    private IDhtBody? HandleRequest(IPEndPoint source, DhtHeader header, IDhtBody body)
+    private IDhtBody? HandleRequest(IPEndPoint source, IPAddress? reachedAt, DhtHeader header, IDhtBody body)
     {
         IDhtBody? response = body switch
         {
             PingRequest => new PongResponse(source),
             FindNodeRequest f => new NodesResponse(Fit(_table.Closest(f.Target, _options.BucketSize, header.Sender), ResponseBudget - 3)),
-            GetProvidersRequest g => ProvidersFor(g.Key, source, header.Sender),
+            GetProvidersRequest g => ProvidersFor(g.Key, source, reachedAt, header.Sender),
             AddProviderRequest a => new StatusResponse(DhtMessageKind.AddProviderResult, AcceptProvider(a, source, header.Sender)),
             GetRequest g => RecordsFor(g, source, header.Sender),
             PutRequest p => new StatusResponse(DhtMessageKind.PutResult, AcceptRecord(p, source)),
@@ -363,7 +439,7 @@ public sealed class DhtNode : IAsyncDisposable
         return contacts;
     }
 
-    private ProvidersResponse ProvidersFor(Hash256 key, IPEndPoint source, Hash256 requester)
+    private ProvidersResponse ProvidersFor(Hash256 key, IPEndPoint source, IPAddress? reachedAt, Hash256 requester)
     {
         const int budget = ResponseBudget - (2 + DhtLimits.TokenLength) - 9;
         var contacts = _table.Closest(key, _options.BucketSize, requester);
@@ -372,8 +448,17 @@ public sealed class DhtNode : IAsyncDisposable
         int providerBudget = Math.Max(budget / 2, budget - contactBytes);
         var providers = new List<ProviderRecord>();
         int used = 0;
+        // A node that holds the content answers with itself, under the address this requester reached it at, wherever
+        // the key's records are stored: the content is found as soon as a lookup reaches us.
+        var self = SelfRecord(key, reachedAt);
+        if (self != null)
+        {
+            providers.Add(self);
+            used += DhtLimits.ProviderSize(self);
+        }
         foreach (var p in _providers.Get(key))
         {
+            if (self != null && p.NodeId == NodeId) continue; // our own stored record, perhaps under an address this requester cannot dial
             if (providers.Count >= DhtLimits.MaxProviders) break;
             int size = DhtLimits.ProviderSize(p);
             if (used + size > providerBudget) continue;
@@ -381,6 +466,15 @@ public sealed class DhtNode : IAsyncDisposable
             used += size;
         }
         return new ProvidersResponse(_tokens.Issue(source.Address), providers, Fit(contacts, budget - used));
+    }
+
+    private ProviderRecord? SelfRecord(Hash256 key, IPAddress? reachedAt)
+    {
+        if (!_announcements.TryGetValue(key, out var a)) return null;
+        int port;
+        ProviderHoldings holdings;
+        lock (a) (port, holdings) = (a.TcpPort, a.Holdings);
+        return SelfProviderEndPoint(port, reachedAt) is { } ep ? new ProviderRecord(NodeId, ep, holdings, TimeSpan.Zero) : null;
     }
 
     private RecordsResponse RecordsFor(GetRequest request, IPEndPoint source, Hash256 requester)
@@ -455,7 +549,9 @@ public sealed class DhtNode : IAsyncDisposable
     private void OnAnswered(Contact contact)
     {
         if (!DhtAddress.IsUsable(contact.EndPoint)) return;
+        bool wasEmpty = _table.Count == 0;
         var result = _table.Observe(contact);
+        if (wasEmpty && _table.Count > 0) OnTableFilled();
         if (result.Outcome == AddOutcome.PingNeeded) _ = CheckLeastRecentlySeenAsync(result.ToPing);
     }
 
@@ -517,9 +613,28 @@ public sealed class DhtNode : IAsyncDisposable
             }
             await AnnounceOnceAsync(key, port, holdings, cancellationToken).ConfigureAwait(false);
         }
-        if (_table.Count == 0) return;
+        if (_table.Count == 0)
+        {
+            await RejoinAsync(now, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        _rejoins = 0;
         foreach (int bucket in _table.BucketsNeedingRefresh(_options.BucketRefreshInterval))
             await LookupAsync(DhtAddress.RandomIdInBucket(NodeId, bucket), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Alone although bootstrap addresses were given (they did not answer: busy, or not started yet): tries them again,
+    /// backing off from 5 s to 5 minutes, so a node started before its bootstrap node still joins.
+    /// </summary>
+    private async Task RejoinAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (_joinThrough.Length == 0 && SavedContacts == 0) return;
+        if (now < _nextRejoin) return;
+        _rejoins++;
+        _nextRejoin = now + TimeSpan.FromSeconds(Math.Min(300, 5 << Math.Min(_rejoins - 1, 6)));
+        int size = await BootstrapAsync(_joinThrough, cancellationToken, _options.RpcTimeout * Math.Min(4, _rejoins + 1)).ConfigureAwait(false);
+        if (size > 0) _logger?.LogInformation("joined the DHT through {Bootstrap} after {Attempts} more attempt(s)", string.Join(", ", _joinThrough), _rejoins);
     }
 
     // ---------------------------------------------------------------- persistence and status

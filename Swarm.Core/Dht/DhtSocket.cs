@@ -41,8 +41,11 @@ internal sealed class DhtCounters
 /// </summary>
 internal sealed class DhtSocket : IAsyncDisposable
 {
-    /// <summary>Answers a request; null sends nothing.</summary>
-    public delegate IDhtBody? RequestHandler(IPEndPoint source, DhtHeader header, IDhtBody body);
+    /// <summary>
+    /// Answers a request; null sends nothing. <paramref name="reachedAt"/> is our address the datagram was sent to (null
+    /// when the platform does not say): the address the requester can reach us at, even when we listen on all addresses.
+    /// </summary>
+    public delegate IDhtBody? RequestHandler(IPEndPoint source, IPAddress? reachedAt, DhtHeader header, IDhtBody body);
 
     private sealed class Pending(IPEndPoint to, DhtMessageKind expected)
     {
@@ -170,11 +173,14 @@ internal sealed class DhtSocket : IAsyncDisposable
         {
             int received;
             IPEndPoint source;
+            IPAddress? reachedAt;
             try
             {
-                var result = await socket.ReceiveFromAsync(buffer, SocketFlags.None, any, stop).ConfigureAwait(false);
+                // ReceiveMessageFrom, not ReceiveFrom: it also tells the address the datagram was sent to (IP_PKTINFO).
+                var result = await socket.ReceiveMessageFromAsync(buffer, SocketFlags.None, any, stop).ConfigureAwait(false);
                 received = result.ReceivedBytes;
                 source = DhtAddress.Normalize((IPEndPoint)result.RemoteEndPoint);
+                reachedAt = result.PacketInformation.Address is { } to && !to.Equals(IPAddress.Any) && !to.Equals(IPAddress.IPv6Any) ? DhtAddress.Normalize(to) : null;
                 consecutiveErrors = 0;
             }
             catch (OperationCanceledException) { break; }
@@ -196,7 +202,7 @@ internal sealed class DhtSocket : IAsyncDisposable
 
             try
             {
-                await HandleDatagramAsync(socket, buffer.AsMemory(0, received), source, stop).ConfigureAwait(false);
+                await HandleDatagramAsync(socket, buffer.AsMemory(0, received), source, reachedAt, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested) { break; }
             catch (ObjectDisposedException) when (stop.IsCancellationRequested) { break; }
@@ -208,7 +214,7 @@ internal sealed class DhtSocket : IAsyncDisposable
         }
     }
 
-    private async ValueTask HandleDatagramAsync(Socket socket, ReadOnlyMemory<byte> datagram, IPEndPoint source, CancellationToken stop)
+    private async ValueTask HandleDatagramAsync(Socket socket, ReadOnlyMemory<byte> datagram, IPEndPoint source, IPAddress? reachedAt, CancellationToken stop)
     {
         if (datagram.Length == 0) return; // a reachability probe (DhtProbe): nothing to answer, nothing wrong
         DhtCounters.Add(ref _counters.DatagramsReceived);
@@ -251,7 +257,7 @@ internal sealed class DhtSocket : IAsyncDisposable
             return;
         }
 
-        var response = _onRequest(source, header, body);
+        var response = _onRequest(source, reachedAt, header, body);
         if (response == null) return;
         var reply = DhtCodec.Encode(new DhtHeader(response.Kind, header.TransactionId, _self), response, _options.SwarmKey);
         try

@@ -298,7 +298,7 @@ public sealed class SwarmEngine : IAsyncDisposable
 
         Task<IReadOnlyList<IPEndPoint>>? discovering = null;
         long nextDiscovery = 0;
-        int emptyDiscoveries = 0;
+        int emptyDiscoveries = 0, unreachedDiscoveries = 0, discoveries = 0;
         string? discoveryError = null;
         try
         {
@@ -309,13 +309,23 @@ public sealed class SwarmEngine : IAsyncDisposable
                     long now = Environment.TickCount64;
                     if (discovering is { IsCompleted: true })
                     {
-                        var found = discovering.IsCompletedSuccessfully ? discovering.Result : [];
+                        // A discovery that failed (the DHT out of reach: a busy or restarting bootstrap node) says nothing about
+                        // who provides the content: it is retried with back-off until the stall timeout, not counted as empty.
+                        bool reached = discovering.IsCompletedSuccessfully;
+                        var found = reached ? discovering.Result : [];
                         discoveryError = discovering.IsFaulted ? discovering.Exception!.GetBaseException().Message : null;
+                        discoveries++;
                         foreach (var p in found) Dial(p);
-                        emptyDiscoveries = found.Count == 0 ? emptyDiscoveries + 1 : 0;
+                        if (reached)
+                        {
+                            emptyDiscoveries = found.Count == 0 ? emptyDiscoveries + 1 : 0;
+                            unreachedDiscoveries = 0;
+                        }
+                        else unreachedDiscoveries++;
                         // Ask often while under-connected: partial holders announce themselves as soon as they have a piece.
                         int peerCount = swarm.PeerCount;
-                        nextDiscovery = now + (peerCount == 0 ? 1000L * Math.Min(8, 1 << emptyDiscoveries)
+                        nextDiscovery = now + (peerCount == 0
+                                ? (reached ? 1000L * Math.Min(8, 1 << emptyDiscoveries) : 250L * Math.Min(8, 1 << Math.Min(unreachedDiscoveries, 3)))
                             : peerCount < 4 ? 500 : peerCount < Options.MaxPeersPerContent / 2 ? 2_000 : 30_000);
                         discovering = null;
                     }
@@ -345,6 +355,9 @@ public sealed class SwarmEngine : IAsyncDisposable
                 }
                 if (Environment.TickCount64 - swarm.LastProgress > Options.StallTimeout.TotalMilliseconds)
                 {
+                    if (swarm.PeerCount == 0 && errors.IsEmpty && discoveryError != null)
+                        throw new PeerUnavailableException(
+                            $"no peer could serve {id}: {discoveryError}. Kept looking for {Options.StallTimeout.TotalSeconds:0.#} s ({discoveries} DHT attempt(s), the stall timeout)");
                     string state = swarm.Describe();
                     Logger.LogDebug("stalled download of {Id}: {State}", id, state);
                     if (swarm.PiecesNoPeerServes() is { Count: > 0 } unserved)

@@ -47,6 +47,89 @@ public class DhtCommandTests
         }
     }
 
+    /// <summary>
+    /// The README's multi-host example on one host, every node listening on all addresses as the defaults do: a seed
+    /// started alone (its first announce is stored nowhere), a node joining through it, and a get through that node (or
+    /// straight through the seed) finds the content at once, not after the seed's re-announce 10 minutes later.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ReadmeExampleListeningOnAllAddressesWorksOnTheFirstTry(bool throughSeed)
+    {
+        using var dir = new TempDirectory();
+        string source = dir.WriteRandomFile("f.bin", 3 * 1024 * 1024 + 11);
+        int seedPort = FreePort.Get(), nodePort = FreePort.Get();
+        await using var seed = SwarmProcess.Start("seed", source, "--data-dir", dir.Combine("seed"), "--listen", $"0.0.0.0:{seedPort}");
+        string id = await seed.WaitForStdoutLineAsync(l => l.StartsWith("swarm://", StringComparison.Ordinal), ProcessTimeout);
+        await using var node = SwarmProcess.Start("node", "--data-dir", dir.Combine("node"), "--listen", $"0.0.0.0:{nodePort}", "--bootstrap", $"127.0.0.1:{seedPort}",
+            "--metrics", "off", "--mirror", "off");
+        await Poll.UntilAsync(() => node.Stderr.Contains("listening on", StringComparison.Ordinal) || node.HasExited, ProcessTimeout, "node start");
+        Assert.False(node.HasExited, node.ToString());
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await using var get = await SwarmProcess.RunAsync(ProcessTimeout, "get", id, "-o", dir.Combine("out.bin"), "--data-dir", dir.Combine("getter"),
+            "--bootstrap", $"127.0.0.1:{(throughSeed ? seedPort : nodePort)}", "--listen", "0.0.0.0:0");
+        var took = clock.Elapsed;
+        Assert.True(get.ExitCode == 0, get.ToString());
+        Assert.Equal(File.ReadAllBytes(source), File.ReadAllBytes(dir.Combine("out.bin")));
+        Assert.True(took < TimeSpan.FromSeconds(5), $"the get took {took.TotalSeconds:0.00} s\n{get}");
+    }
+
+    /// <summary>A bootstrap node that is alive but does not answer for a while (a busy host): the get keeps trying it and succeeds.</summary>
+    [Fact]
+    public async Task GetWaitsOutABootstrapNodeThatAnswersLate()
+    {
+        using var dir = new TempDirectory();
+        string source = dir.WriteRandomFile("f.bin", 1024 * 1024 + 5);
+        int seedPort = FreePort.Get(), nodePort = FreePort.Get();
+        await using var seed = SwarmProcess.Start("seed", source, "--data-dir", dir.Combine("seed"), "--listen", $"127.0.0.1:{seedPort}");
+        string id = await seed.WaitForStdoutLineAsync(l => l.StartsWith("swarm://", StringComparison.Ordinal), ProcessTimeout);
+        await using var node = SwarmProcess.Start("node", "--data-dir", dir.Combine("node"), "--listen", $"127.0.0.1:{nodePort}", "--bootstrap", $"127.0.0.1:{seedPort}",
+            "--metrics", "off", "--mirror", "off");
+        await Poll.UntilAsync(() => node.Stderr.Contains("listening on", StringComparison.Ordinal) || node.HasExited, ProcessTimeout, "node start");
+        Assert.False(node.HasExited, node.ToString());
+
+        node.Pause();
+        try
+        {
+            await using var get = SwarmProcess.Start("get", id, "-o", dir.Combine("out.bin"), "--data-dir", dir.Combine("getter"),
+                "--bootstrap", $"127.0.0.1:{nodePort}", "--listen", "127.0.0.1:0", "--stall-timeout", "20s");
+            // Stopped for 3 s from the get's start: its first pings go unanswered (the RPC timeout is 1 s).
+            var stopped = System.Diagnostics.Stopwatch.StartNew();
+            await Poll.UntilAsync(() => stopped.Elapsed >= TimeSpan.FromSeconds(3) || get.HasExited, TimeSpan.FromSeconds(10), "3 s with the node stopped");
+            Assert.False(get.HasExited, "the get gave up while its bootstrap node was stopped\n" + get);
+            node.Resume();
+            await get.WaitForExitAsync(ProcessTimeout);
+            Assert.True(get.ExitCode == 0, get.ToString());
+            Assert.Equal(File.ReadAllBytes(source), File.ReadAllBytes(dir.Combine("out.bin")));
+        }
+        finally
+        {
+            node.Resume();
+        }
+    }
+
+    /// <summary>A bootstrap address where something holds the port but never answers: the get gives up at its stall timeout with exit 2, saying what it tried.</summary>
+    [Fact]
+    public async Task GetThroughABootstrapThatNeverAnswersExits2AfterTheStallTimeout()
+    {
+        using var dir = new TempDirectory();
+        using var silent = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        silent.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0)); // bound, so no ICMP refusal: alive but mute
+        int port = ((System.Net.IPEndPoint)silent.LocalEndPoint!).Port;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await using var get = await SwarmProcess.RunAsync(ProcessTimeout, "get", "swarm://" + new string('c', 64), "-o", dir.Combine("o"), "--data-dir", dir.Combine("d"),
+            "--bootstrap", $"127.0.0.1:{port}", "--listen", "127.0.0.1:0", "--stall-timeout", "5s");
+        var took = clock.Elapsed;
+        Assert.True(get.ExitCode == 2, get.ToString());
+        Assert.Contains($"no DHT node answered at 127.0.0.1:{port}", get.Stderr, StringComparison.Ordinal);
+        Assert.Contains("stall timeout", get.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("no way to find peers", get.Stderr, StringComparison.Ordinal);
+        Assert.True(took >= TimeSpan.FromSeconds(5), $"gave up after {took.TotalSeconds:0.0} s, before the 5 s stall timeout\n{get}");
+        Assert.False(File.Exists(dir.Combine("o")));
+    }
+
     [Fact]
     public async Task GetWithNeitherPeersNorBootstrapSaysWhatToDo()
     {

@@ -95,6 +95,17 @@ public sealed class SwarmProcess : IAsyncDisposable
         if (!_process.HasExited) Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])?.WaitForExit();
     }
 
+    /// <summary>SIGSTOP: the process stays alive but answers nothing, as a host too busy to schedule it.</summary>
+    public void Pause() => Signal("-STOP");
+
+    /// <summary>SIGCONT after <see cref="Pause"/>: it goes on with whatever queued up meanwhile.</summary>
+    public void Resume() => Signal("-CONT");
+
+    private void Signal(string signal)
+    {
+        if (!_process.HasExited) Process.Start("kill", [signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])?.WaitForExit();
+    }
+
     public override string ToString() => $"exit {(HasExited ? ExitCode : -1)}\nstdout: {Stdout}\nstderr: {Stderr}";
 
     public async ValueTask DisposeAsync()
