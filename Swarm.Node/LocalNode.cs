@@ -140,7 +140,10 @@ public sealed class LocalNode : IAsyncDisposable
     public PeerDiscovery? Discovery => Dht == null ? null : async (id, ct) =>
     {
         var dht = Dht;
-        if (dht.GetStats().RoutingTableSize == 0 || Volatile.Read(ref _lastSearchReachedNobody))
+        bool canJoin = Bootstrap.Count > 0 || dht.SavedContacts > 0;
+        // Alone with nowhere to join through: nothing to wait for, so "nobody found" (the download ends soon) as before.
+        if (dht.GetStats().RoutingTableSize == 0 && !canJoin) return [];
+        if (canJoin && (dht.GetStats().RoutingTableSize == 0 || Volatile.Read(ref _lastSearchReachedNobody)))
         {
             int attempt = Interlocked.Increment(ref _joinAttempts);
             var wait = dht.Options.RpcTimeout * Math.Min(4, attempt + 1);
@@ -150,7 +153,8 @@ public sealed class LocalNode : IAsyncDisposable
         var search = await dht.SearchProvidersAsync(id.Value, ct).ConfigureAwait(false);
         Volatile.Write(ref _lastSearchReachedNobody, search.NodesAnswered == 0 && search.Providers.Count == 0);
         if (search.NodesAnswered == 0 && search.Providers.Count == 0)
-            throw new PeerUnavailableException($"none of the {search.NodesAsked} DHT node(s) asked answered the lookup for {id}");
+            throw new PeerUnavailableException(search.NodesAsked == 0 ? "every DHT contact of this node stopped answering"
+                : $"none of the {search.NodesAsked} DHT node(s) asked answered the lookup for {id}");
         Interlocked.Exchange(ref _joinAttempts, 0);
         return [.. search.Providers.Where(p => p.NodeId != Key.NodeId).OrderByDescending(p => p.Holdings.VerifiedPieces).Select(p => p.EndPoint)];
     };
