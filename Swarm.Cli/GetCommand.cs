@@ -24,7 +24,7 @@ internal static class GetCommand
         var dataDir = CommonOptions.DataDir();
         var downloadRate = CommonOptions.Rate("--download-rate", "download");
         var uploadRate = CommonOptions.Rate("--upload-rate", "upload");
-        var stall = new Option<string>("--stall-timeout") { Description = "Give up when nothing is verified for this long (e.g. 30s, 2m).", DefaultValueFactory = _ => "60s" };
+        var stall = new Option<string>("--stall-timeout") { Description = "Give up when nothing is verified for this long (e.g. 30s, 2m); until then, bootstrap nodes that do not answer are tried again.", DefaultValueFactory = _ => "60s" };
         var linger = new Option<string?>("--linger") { Description = "Keep serving the content this long after the file is written (e.g. 30s, 10m), so others can fetch from this node." };
         var verbose = CommonOptions.Verbose();
         var trusted = new Option<string?>("--trusted-publishers")

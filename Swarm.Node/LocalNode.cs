@@ -20,9 +20,13 @@ public sealed class LocalNode : IAsyncDisposable
     private readonly ConcurrentDictionary<ContentId, bool> _announced = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly ILogger _logger;
+    private readonly DhtDiscovery? _discovery;
 
-    private LocalNode(string dataDirectory, NodeKey key, ContentStore store, SwarmEngine engine, DhtNode? dht, ILogger logger)
+    private LocalNode(string dataDirectory, NodeKey key, ContentStore store, SwarmEngine engine, DhtNode? dht, ILogger logger,
+        IReadOnlyList<IPEndPoint> bootstrap, int failedJoins)
     {
+        Bootstrap = bootstrap;
+        _discovery = dht == null ? null : new DhtDiscovery(dht, key.NodeId, bootstrap, failedJoins);
         DataDirectory = dataDirectory;
         Key = key;
         Store = store;
@@ -36,7 +40,7 @@ public sealed class LocalNode : IAsyncDisposable
 
     public string DataDirectory { get; }
     /// <summary>The --bootstrap addresses this node was started with.</summary>
-    public IReadOnlyList<IPEndPoint> Bootstrap { get; private init; } = [];
+    public IReadOnlyList<IPEndPoint> Bootstrap { get; }
     public NodeKey Key { get; }
     public ContentStore Store { get; }
     public SwarmEngine Engine { get; }
@@ -57,6 +61,7 @@ public sealed class LocalNode : IAsyncDisposable
         var store = new ContentStore(dataDirectory, logger);
         SwarmEngine? engine = null;
         DhtNode? dht = null;
+        int attempts = 0; // joins tried here that found nobody, counted in the message if the DHT stays out of reach
         try
         {
             if (listen != null)
@@ -64,12 +69,15 @@ public sealed class LocalNode : IAsyncDisposable
                 (engine, dht) = BindBoth(key, store, options, dhtOptions ?? new DhtOptions(), logger, listen);
                 dht.LoadRoutingTable(Path.Combine(dataDirectory, RoutingTableFile));
                 int size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                attempts++;
                 // Many nodes starting at once on a busy host can miss the first answers: try again briefly.
                 for (int retry = 0; size == 0 && bootstrap.Count > 0 && !dht.LastBootstrapRefused && retry < 1; retry++)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(500 * (retry + 1)), cancellationToken).ConfigureAwait(false);
                     size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                    attempts++;
                 }
+                if (size > 0) attempts = 0;
                 if (size == 0 && bootstrap.Count > 0)
                     logger.LogWarning("no DHT node answered at {Bootstrap} yet; trying again in the background (a get keeps trying until its --stall-timeout)", string.Join(", ", bootstrap));
             }
@@ -77,7 +85,7 @@ public sealed class LocalNode : IAsyncDisposable
             {
                 engine = new SwarmEngine(key, store, options, logger);
             }
-            return new LocalNode(dataDirectory, key, store, engine, dht, logger) { Bootstrap = bootstrap };
+            return new LocalNode(dataDirectory, key, store, engine, dht, logger, bootstrap, attempts);
         }
         catch
         {
@@ -129,47 +137,10 @@ public sealed class LocalNode : IAsyncDisposable
     }
 
     /// <summary>Whether the DHT can be asked at all: it knows nodes, or has addresses to join through (which may answer later).</summary>
-    public bool CanDiscover => Dht is { } dht && (dht.GetStats().RoutingTableSize > 0 || Bootstrap.Count > 0 || dht.SavedContacts > 0);
+    public bool CanDiscover => _discovery?.CanDiscover ?? false;
 
-    /// <summary>
-    /// Peers for a content from the DHT (not counting this node). When the DHT is out of reach (no contact, or none
-    /// answered the last lookup) it first joins again through the bootstrap addresses, waiting longer for their answers
-    /// each time (a busy node answers late); when still nobody answers it throws <see cref="PeerUnavailableException"/>
-    /// saying what was tried, and the download asks again after a back-off until its stall timeout.
-    /// </summary>
-    public PeerDiscovery? Discovery => Dht == null ? null : async (id, ct) =>
-    {
-        var dht = Dht;
-        if (dht.GetStats().RoutingTableSize == 0 || Volatile.Read(ref _lastSearchReachedNobody))
-        {
-            int attempt = Interlocked.Increment(ref _joinAttempts);
-            var wait = dht.Options.RpcTimeout * Math.Min(4, attempt + 1);
-            await dht.BootstrapAsync(Bootstrap, ct, wait).ConfigureAwait(false);
-            if (dht.GetStats().RoutingTableSize == 0) throw new PeerUnavailableException(Unreached(attempt));
-        }
-        var search = await dht.SearchProvidersAsync(id.Value, ct).ConfigureAwait(false);
-        Volatile.Write(ref _lastSearchReachedNobody, search.NodesAnswered == 0 && search.Providers.Count == 0);
-        if (search.NodesAnswered == 0 && search.Providers.Count == 0)
-            throw new PeerUnavailableException($"none of the {search.NodesAsked} DHT node(s) asked answered the lookup for {id}");
-        Interlocked.Exchange(ref _joinAttempts, 0);
-        return [.. search.Providers.Where(p => p.NodeId != Key.NodeId).OrderByDescending(p => p.Holdings.VerifiedPieces).Select(p => p.EndPoint)];
-    };
-
-    private int _joinAttempts;
-    private bool _lastSearchReachedNobody;
-
-    private string Unreached(int attempts)
-    {
-        int saved = Dht?.SavedContacts ?? 0;
-        string where = (Bootstrap.Count, saved) switch
-        {
-            (0, 0) => "the routing table is empty and no bootstrap address was given",
-            (0, _) => $"none of the {saved} contacts saved in {RoutingTableFile} answered",
-            (_, 0) => $"no DHT node answered at {string.Join(", ", Bootstrap)}",
-            _ => $"no DHT node answered at {string.Join(", ", Bootstrap)} or at the {saved} contacts saved in {RoutingTableFile}",
-        };
-        return $"{where} ({attempts} join attempt{(attempts == 1 ? "" : "s")}); check that a swarm node runs there, or give another --bootstrap IP:PORT or --peer IP:PORT";
-    }
+    /// <summary>Peers for a content from the DHT (not counting this node); see <see cref="DhtDiscovery"/>.</summary>
+    public PeerDiscovery? Discovery => _discovery == null ? null : _discovery.FindAsync;
 
     /// <summary>Serves complete content and announces it.</summary>
     public async Task ServeAsync(StoredContent content, CancellationToken cancellationToken)

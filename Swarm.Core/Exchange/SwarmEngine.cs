@@ -357,7 +357,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                 {
                     if (swarm.PeerCount == 0 && errors.IsEmpty && discoveryError != null)
                         throw new PeerUnavailableException(
-                            $"no peer could serve {id}: {discoveryError}. Kept looking for {Options.StallTimeout.TotalSeconds:0.#} s ({discoveries} DHT attempt(s), the stall timeout)");
+                            $"no peer could serve {id}: {discoveryError}. Gave up after {Options.StallTimeout.TotalSeconds:0.#} s without progress (the stall timeout; {discoveries} discovery attempt(s))");
                     string state = swarm.Describe();
                     Logger.LogDebug("stalled download of {Id}: {State}", id, state);
                     if (swarm.PiecesNoPeerServes() is { Count: > 0 } unserved)

@@ -413,4 +413,48 @@ public class DhtNodeTests
         }
         finally { await DisposeAllAsync(nodes); }
     }
+
+    /// <summary>
+    /// A node listening on all addresses, alone when it announced (the record went nowhere, and it knows no address of
+    /// its own), still answers GetProviders for that key with itself, under the address each requester reached it at.
+    /// </summary>
+    [Fact]
+    public async Task NodeOnAllAddressesAnswersGetProvidersWithItselfAtTheAddressItWasReachedAt()
+    {
+        using var key = NodeKey.Generate();
+        await using var node = new DhtNode(key, DhtTestOptions.Fast);
+        node.Start(new IPEndPoint(IPAddress.Any, 0));
+        var content = Hash256.Random();
+        Assert.Equal(0, await node.AnnounceAsync(content, 7411, ProviderHoldings.Complete(3), Ct));
+
+        foreach (var address in new[] { IPAddress.Loopback, IPAddress.Parse("127.0.0.2") })
+        {
+            using var peer = new RawDhtPeer(address);
+            var reply = Assert.IsType<ProvidersResponse>(await peer.RequestAsync(new IPEndPoint(address, node.LocalEndPoint.Port), new GetProvidersRequest(content), Wait));
+            var self = Assert.Single(reply.Providers);
+            Assert.Equal(node.NodeId, self.NodeId);
+            Assert.Equal(new IPEndPoint(address, 7411), self.EndPoint);
+            Assert.True(self.Holdings.IsComplete);
+        }
+        using var other = new RawDhtPeer();
+        var unrelated = Assert.IsType<ProvidersResponse>(await other.RequestAsync(new IPEndPoint(IPAddress.Loopback, node.LocalEndPoint.Port), new GetProvidersRequest(Hash256.Random()), Wait));
+        Assert.Empty(unrelated.Providers);
+    }
+
+    /// <summary>A node that announced while alone announces again as soon as its routing table fills, not at the re-announce 10 minutes later.</summary>
+    [Fact]
+    public async Task AnnouncementMadeWhileAloneIsStoredWhenTheFirstNodeJoins()
+    {
+        using var key = NodeKey.Generate();
+        await using var seed = new DhtNode(key, DhtTestOptions.Fast);
+        seed.Start(new IPEndPoint(IPAddress.Any, 0));
+        var content = Hash256.Random();
+        Assert.Equal(0, await seed.AnnounceAsync(content, 7412, ProviderHoldings.Complete(1), Ct));
+
+        await using var joiner = new TestDhtNode(DhtTestOptions.Fast);
+        Assert.True(await joiner.Node.BootstrapAsync([new IPEndPoint(IPAddress.Loopback, seed.LocalEndPoint.Port)], Ct) > 0);
+        // The joiner holds the seed's record (stored by an AddProvider from the seed, under the seed's loopback address).
+        // (DhtTestOptions.Fast keeps the 10-minute re-announce: only the join can have caused it.)
+        await Poll.UntilAsync(() => joiner.Node.GetStats().ProvidersHeld == 1, Wait, "the seed's record stored on the node that joined");
+    }
 }
