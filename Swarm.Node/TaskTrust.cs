@@ -120,7 +120,7 @@ public sealed class TaskTrust
         var result = new List<Hash256>();
         foreach (var r in leases)
         {
-            if (r.Expires <= DateTimeOffset.UtcNow || _ignoredHolders.Contains(r.Publisher)) continue;
+            if (r.Expires.UtcDateTime <= now || _ignoredHolders.Contains(r.Publisher)) continue;
             if (r.Publisher != self && Trusted.Count > 0 && !Trusted.Contains(r.Publisher)) continue;
             var key = (r.Publisher, r.Sequence);
             if (!_leaseFirstSeen.TryGetValue(key, out var first)) _leaseFirstSeen[key] = first = now;

@@ -109,16 +109,14 @@ public static class UrlFetch
     {
         if (LocalTaskRecord.TryRead(node.DataDirectory, request.TaskKey, node.Key.NodeId) is not { } pointer) return null;
         TaskPointer? chosen;
-        string? before = trust.LastNote;
         try
         {
-            chosen = await trust.ChooseAsync([pointer], cancellationToken).ConfigureAwait(false);
+            chosen = await ChooseAsync(trust, [pointer], say, cancellationToken).ConfigureAwait(false);
         }
         catch (PeerUnavailableException)
         {
             return null; // the origin cannot confirm it: the ordinary fetch decides (and says why it fails, if it does)
         }
-        if (trust.LastNote is { } note && note != before) say("swarm: " + note);
         if (chosen == null) return null;
         var content = node.Engine.Find(chosen.Id)?.Content;
         if (content == null)
@@ -210,6 +208,12 @@ public static class UrlFetch
     private static async Task<TaskPointer?> ResolveAsync(LocalNode node, UrlFetchRequest request, TaskTrust trust, Action<string> say, CancellationToken cancellationToken)
     {
         var pointers = await OriginTasks.ResolvePointersAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+        return await ChooseAsync(trust, pointers, say, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary><see cref="TaskTrust.ChooseAsync"/>, saying why pointers were passed over when that is news.</summary>
+    private static async Task<TaskPointer?> ChooseAsync(TaskTrust trust, IReadOnlyList<TaskPointer> pointers, Action<string> say, CancellationToken cancellationToken)
+    {
         string? before = trust.LastNote;
         var chosen = await trust.ChooseAsync(pointers, cancellationToken).ConfigureAwait(false);
         if (trust.LastNote is { } note && note != before) say("swarm: " + note);

@@ -360,26 +360,38 @@ public sealed class StoredContent : IDisposable
     /// </summary>
     public IReadOnlyList<int> CheckStoredPieces(Bitfield? verifiedInMemory)
     {
-        var handle = DataHandle();
-        List<int> rotten = [];
-        if (Layout.PieceCount == 0) return rotten;
+        var skip = verifiedInMemory is { } v && v.Length == Layout.PieceCount ? v : null;
+        var rotten = StoredPiecesFailing(DataHandle(), skip);
+        foreach (int piece in rotten) DropRottenPiece(piece);
+        return rotten;
+    }
+
+    /// <summary>
+    /// The verified pieces (other than those in <paramref name="skip"/>) whose bytes in the data file no longer match their
+    /// manifest hash; a piece the file is too short to hold counts as failing. One pooled piece buffer.
+    /// </summary>
+    private List<int> StoredPiecesFailing(SafeFileHandle handle, Bitfield? skip)
+    {
+        List<int> failing = [];
+        if (Layout.PieceCount == 0) return failing;
+        long fileLength = RandomAccess.GetLength(handle);
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Layout.PieceSize);
         try
         {
             for (int i = 0; i < Layout.PieceCount; i++)
             {
-                if (!Verified[i] || (verifiedInMemory != null && verifiedInMemory.Length == Layout.PieceCount && verifiedInMemory[i])) continue;
-                var data = buffer.AsSpan(0, Layout.PieceLength(i));
-                ReadExactly(handle, data, Layout.PieceOffset(i));
-                if (!Manifest.VerifyPiece(i, data)) rotten.Add(i);
+                if (!Verified[i] || (skip != null && skip[i])) continue;
+                int length = Layout.PieceLength(i);
+                var data = buffer.AsSpan(0, length);
+                if (Layout.PieceOffset(i) + length > fileLength || RandomAccess.Read(handle, data, Layout.PieceOffset(i)) != length || !Manifest.VerifyPiece(i, data))
+                    failing.Add(i);
             }
         }
         finally
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
-        foreach (int piece in rotten) DropRottenPiece(piece);
-        return rotten;
+        return failing;
     }
 
     /// <summary>Pieces verified now that were not in <paramref name="before"/> (all verified pieces when it is null): what a download verified itself.</summary>
@@ -486,23 +498,9 @@ public sealed class StoredContent : IDisposable
         if (File.Exists(DataPath))
         {
             using var handle = File.OpenHandle(DataPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            long fileLength = RandomAccess.GetLength(handle);
-            byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Layout.PieceSize);
-            try
-            {
-                for (int i = 0; i < Layout.PieceCount; i++)
-                {
-                    int length = Layout.PieceLength(i);
-                    if (!Verified[i] || Layout.PieceOffset(i) + length > fileLength) continue;
-                    int n = RandomAccess.Read(handle, buffer.AsSpan(0, length), Layout.PieceOffset(i));
-                    if (n == length && Manifest.VerifyPiece(i, buffer.AsSpan(0, length))) good.Set(i);
-                }
-            }
-            finally
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-            }
-            if (fileLength != Layout.Length)
+            good = Verified.Clone();
+            foreach (int piece in StoredPiecesFailing(handle, null)) good.Clear(piece);
+            if (RandomAccess.GetLength(handle) != Layout.Length)
             {
                 using var rw = File.OpenHandle(DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
                 RandomAccess.SetLength(rw, Layout.Length);
