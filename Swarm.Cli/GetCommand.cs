@@ -1,3 +1,4 @@
+using Swarm.Core;
 using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
@@ -79,7 +80,7 @@ internal static class GetCommand
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
                 // Bootstrap addresses that did not answer yet still count: the download keeps trying them until --stall-timeout.
                 bool canDiscover = node.CanDiscover;
-                var swarmProgress = new Progress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers));
+                var swarmProgress = new InlineProgress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers));
                 var clock = Stopwatch.StartNew();
                 Swarm.Core.Storage.StoredContent content;
                 long already = 0;
@@ -98,7 +99,7 @@ internal static class GetCommand
                         TrustedPublishers = trustedPublishers,
                         Digest = expectedDigest,
                     };
-                    var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
+                    var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new InlineProgress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
                         line => progress.WriteLine(redactor.Scrub(line)), ct).ConfigureAwait(false);
                     content = fetched.Content;
                     verifiedInMemory = fetched.VerifiedInMemory;

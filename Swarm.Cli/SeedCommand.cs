@@ -1,3 +1,4 @@
+using Swarm.Core;
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Swarm.Core.Exchange;
@@ -59,7 +60,7 @@ internal static class SeedCommand
                     using var origin = new Swarm.Core.Sources.OriginClient(headerList, filters: parse.GetValue(filters) ?? []);
                     var liveKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
                     // Published at once: gets that start during the ingest fetch pieces from this node as it reads them.
-                    var ingested = await OriginTasks.IngestAsync(node, url, liveKey, origin, new Progress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
+                    var ingested = await OriginTasks.IngestAsync(node, url, liveKey, origin, new InlineProgress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
                         (live, v) => OriginTasks.PublishPointerAsync(node, liveKey, live, v, ct, live: true), ct).ConfigureAwait(false);
                     content = ingested.Content;
                     validators = ingested.Validators;
@@ -68,7 +69,7 @@ internal static class SeedCommand
                 {
                     long total = source.Length;
                     content = await node.Store.IngestFileAsync(source.FullName, node.Key,
-                        new Progress<long>(done => progress.Report(done, total)), ct).ConfigureAwait(false);
+                        new InlineProgress<long>(done => progress.Report(done, total)), ct).ConfigureAwait(false);
                 }
                 progress.Report(content.Layout.Length, content.Layout.Length, force: true);
                 progress.Finish();
@@ -128,7 +129,7 @@ internal static class SeedCommand
         await using var node = await LocalNode.StartAsync(dir, options, logger, parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
         using var oci = new Swarm.Node.Mirror.OciContent(node, Path.Combine(dir, "mirror"), logger);
         var result = await Swarm.Node.Mirror.OciPreheat.RunAsync(node, oci, registries, reference, platform,
-            new Progress<(long Done, long Total)>(x => progress.Report(x.Done, x.Total)), line => progress.WriteLine("swarm: " + line), ct).ConfigureAwait(false);
+            new InlineProgress<(long Done, long Total)>(x => progress.Report(x.Done, x.Total)), line => progress.WriteLine("swarm: " + line), ct).ConfigureAwait(false);
         progress.Report(result.Bytes, result.Bytes, force: true);
         progress.Finish();
         Console.Out.WriteLine(result.Digest);

@@ -1,3 +1,4 @@
+using Swarm.Core;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
@@ -304,7 +305,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             {
                 var preheat = await Swarm.Node.Mirror.OciPreheat.RunAsync(node, _oci!, _registries!, OciReference.Parse(request.Source),
                     request.Platform is { } pl ? OciPlatform.Parse(pl) : null,
-                    new Progress<(long Done, long Total)>(p => { task.Total = p.Total; task.Verified = p.Done; }),
+                    new InlineProgress<(long Done, long Total)>(p => { task.Total = p.Total; task.Verified = p.Done; }),
                     line => _logger.LogInformation("task {Task}: {Line}", task.Id, task.Redactor.Scrub(line)), ct).ConfigureAwait(false);
                 Interlocked.Add(ref _fromOrigin, preheat.FromUpstream);
                 task.Result = preheat.Digest;
@@ -318,7 +319,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 {
                     var key = TaskKey.For(url, request.Tag, request.Filters);
                     using var origin = new OriginClient(headers, filters: request.Filters);
-                    var ingested = await OriginTasks.IngestAsync(node, url, key, origin, new Progress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
+                    var ingested = await OriginTasks.IngestAsync(node, url, key, origin, new InlineProgress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
                         (live, validators) =>
                         {
                             task.Content = live;
@@ -331,7 +332,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 else
                 {
                     long total = new FileInfo(request.Source).Length;
-                    content = await node.Store.IngestFileAsync(request.Source, node.Key, new Progress<long>(d => { task.Total = total; task.Verified = d; }), ct).ConfigureAwait(false);
+                    content = await node.Store.IngestFileAsync(request.Source, node.Key, new InlineProgress<long>(d => { task.Total = total; task.Verified = d; }), ct).ConfigureAwait(false);
                     await node.ServeAsync(content, ct).ConfigureAwait(false);
                 }
             }
@@ -447,12 +448,12 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n",
             [request.Digest ?? "", request.NoBackToSource ? "no-back-to-source" : "", string.Join("\u0001", request.Filters), .. request.Headers]))));
 
-    private Progress<(long Done, long Total)> SharedOriginProgress(SharedFetch<TaskState, UrlFetchResult> shared)
+    private InlineProgress<(long Done, long Total)> SharedOriginProgress(SharedFetch<TaskState, UrlFetchResult> shared)
     {
         long[] seen = [0]; // the node's origin counter counts the shared fetch once, not once per waiting task
         return new(p =>
         {
-            long delta = p.Done - Interlocked.Exchange(ref seen[0], p.Done);
+            long delta = Advance(ref seen[0], p.Done);
             if (delta > 0) Interlocked.Add(ref _fromOrigin, delta);
             shared.Each(t =>
             {
@@ -463,18 +464,29 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         });
     }
 
-    private static Progress<TransferProgress> SharedSwarmProgress(SharedFetch<TaskState, UrlFetchResult> shared) =>
+    private static InlineProgress<TransferProgress> SharedSwarmProgress(SharedFetch<TaskState, UrlFetchResult> shared) =>
         new(p => shared.Each(t => ApplySwarmProgress(t, p)));
 
     private void OriginProgress(TaskState task, long done, long total)
     {
-        long delta = done - Interlocked.Exchange(ref task.FromOrigin, done);
+        long delta = Advance(ref task.FromOrigin, done);
         if (delta > 0) Interlocked.Add(ref _fromOrigin, delta);
         task.Total = total;
         task.Verified = done;
     }
 
-    private static Progress<TransferProgress> SwarmProgress(TaskState task) => new(p => ApplySwarmProgress(task, p));
+    /// <summary>Raises <paramref name="seen"/> to <paramref name="done"/> if that is higher; returns by how much (never negative).</summary>
+    private static long Advance(ref long seen, long done)
+    {
+        while (true)
+        {
+            long was = Interlocked.Read(ref seen);
+            if (done <= was) return 0;
+            if (Interlocked.CompareExchange(ref seen, done, was) == was) return done - was;
+        }
+    }
+
+    private static InlineProgress<TransferProgress> SwarmProgress(TaskState task) => new(p => ApplySwarmProgress(task, p));
 
     private static void ApplySwarmProgress(TaskState task, TransferProgress p)
     {

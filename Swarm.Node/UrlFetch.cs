@@ -1,3 +1,4 @@
+using Swarm.Core;
 using System.Net;
 using Swarm.Core.Content;
 using Swarm.Core.Exchange;
@@ -83,8 +84,8 @@ public static class UrlFetch
         if (await FromRecordAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) is { } known) return known;
         using var held = await TaskKeyLock.AcquireAsync(node.DataDirectory, request.TaskKey, request.Shown, request.WaitForOthers, say, cancellationToken).ConfigureAwait(false);
         if (held.Waited && await FromRecordAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) is { } done) return done;
-        var heartbeatSwarm = new Progress<TransferProgress>(p => { held.Progressed(); swarmProgress?.Report(p); });
-        var heartbeatOrigin = new Progress<(long Done, long Total)>(p => { held.Progressed(); originProgress?.Report(p); });
+        var heartbeatSwarm = new InlineProgress<TransferProgress>(p => { held.Progressed(); swarmProgress?.Report(p); });
+        var heartbeatOrigin = new InlineProgress<(long Done, long Total)>(p => { held.Progressed(); originProgress?.Report(p); });
         var result = await FetchAsync(node, request, trust, heartbeatSwarm, heartbeatOrigin, say, cancellationToken).ConfigureAwait(false);
         if (result.Validators is { } validators && !result.Content.Manifest.IsLive)
         {

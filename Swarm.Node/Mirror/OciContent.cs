@@ -1,3 +1,4 @@
+using Swarm.Core;
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
@@ -262,7 +263,7 @@ public sealed class OciContent : IDisposable
                 Digest = OriginTasks.ParseDigest(fetch.Digest),
             };
             long last = 0;
-            var originProgress = new SyncProgress<(long Done, long Total)>(p =>
+            var originProgress = new InlineProgress<(long Done, long Total)>(p =>
             {
                 long delta = p.Done - Interlocked.Exchange(ref last, p.Done);
                 if (delta > 0) _fromOrigin(delta);
@@ -383,12 +384,6 @@ public sealed class OciContent : IDisposable
     {
         _stop.Cancel();
         _stop.Dispose();
-    }
-
-    /// <summary>IProgress that reports on the caller's thread (no SynchronizationContext hop).</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }
 

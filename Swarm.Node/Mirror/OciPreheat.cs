@@ -1,3 +1,4 @@
+using Swarm.Core;
 using System.Text.Json;
 using Swarm.Core.Sources;
 using Swarm.Core.Storage;
@@ -62,7 +63,7 @@ public static class OciPreheat
                 var key = OciContent.TaskKey(digest);
                 long before = done;
                 local = (await OriginTasks.IngestAsync(node, client.BlobUri(reference.Repository, digest), key, origin,
-                    new Progress<(long Done, long Total)>(p => progress?.Report((before + p.Done, total))),
+                    new InlineProgress<(long Done, long Total)>(p => progress?.Report((before + p.Done, total))),
                     (live, validators) => OriginTasks.PublishPointerAsync(node, key, live, validators, cancellationToken, live: true), cancellationToken).ConfigureAwait(false)).Content;
                 try
                 {
