@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -67,7 +68,7 @@ internal static class SwarmBenchmark
             using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
             var seed = await LocalNode.StartAsync(Path.Combine(root, "seed"), options, NullLogger.Instance, loopback, [], cts.Token, dht).ConfigureAwait(false);
             nodes.Add(seed);
-            var content = await seed.Store.IngestFileAsync(source, seed.Key, null, cts.Token).ConfigureAwait(false);
+            var content = await Ingest.FileAsync(seed.Store, source, seed.Key, null, cts.Token).ConfigureAwait(false);
             var getters = new List<LocalNode>();
             for (int i = 0; i < n; i++)
             {

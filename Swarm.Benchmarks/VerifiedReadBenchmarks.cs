@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using BenchmarkDotNet.Attributes;
 using Swarm.Core.Content;
 using Swarm.Core.Identity;
@@ -30,7 +31,7 @@ public class VerifiedReadBenchmarks
         var store = new ContentStore(_root);
         _key = NodeKey.LoadOrCreate(Path.Combine(_root, "key"));
         using var source = new PseudoRandomStream(Length);
-        _content = store.IngestAsync(source, Length, "bench", _key, null, CancellationToken.None).GetAwaiter().GetResult();
+        _content = Ingest.StreamAsync(store, source, Length, "bench", _key, null, CancellationToken.None).GetAwaiter().GetResult();
         _block = AlignedBuffer.Rent(PieceLayout.BlockSize);
     }
 

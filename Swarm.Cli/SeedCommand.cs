@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using Swarm.Core;
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
@@ -60,7 +61,7 @@ internal static class SeedCommand
                     using var origin = new Swarm.Core.Sources.OriginClient(headerList, filters: parse.GetValue(filters) ?? []);
                     var liveKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
                     // Published at once: gets that start during the ingest fetch pieces from this node as it reads them.
-                    var ingested = await OriginTasks.IngestAsync(node, url, liveKey, origin, new InlineProgress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
+                    var ingested = await OriginIngest.RunAsync(node, url, liveKey, origin, new InlineProgress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
                         (live, v) => OriginTasks.PublishPointerAsync(node, liveKey, live, v, ct, live: true), ct).ConfigureAwait(false);
                     content = ingested.Content;
                     validators = ingested.Validators;
@@ -68,7 +69,7 @@ internal static class SeedCommand
                 else
                 {
                     long total = source.Length;
-                    content = await node.Store.IngestFileAsync(source.FullName, node.Key,
+                    content = await Ingest.FileAsync(node.Store, source.FullName, node.Key,
                         new InlineProgress<long>(done => progress.Report(done, total)), ct).ConfigureAwait(false);
                 }
                 progress.Report(content.Layout.Length, content.Layout.Length, force: true);

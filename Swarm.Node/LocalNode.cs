@@ -31,6 +31,7 @@ public sealed class LocalNode : IAsyncDisposable
         Key = key;
         Store = store;
         Engine = engine;
+        Uplink = new UplinkGuard(engine);
         Dht = dht;
         _logger = logger;
         Engine.PieceVerified += OnPieceVerified;
@@ -44,6 +45,9 @@ public sealed class LocalNode : IAsyncDisposable
     public NodeKey Key { get; }
     public ContentStore Store { get; }
     public SwarmEngine Engine { get; }
+
+    /// <summary>Keeps this node's uploads from starving its ingests from origins (one for all of them).</summary>
+    public UplinkGuard Uplink { get; }
     /// <summary>The DHT, when the node listens (a node that only dials out has none).</summary>
     public DhtNode? Dht { get; }
     public IPEndPoint? EndPoint => Engine.ListenEndPoint;
@@ -266,6 +270,7 @@ public sealed class LocalNode : IAsyncDisposable
         Engine.PieceVerified -= OnPieceVerified;
         Engine.PieceRotten -= OnPieceRotten;
         Engine.ContentSealed -= OnContentSealed;
+        Uplink.Dispose();
         if (Dht != null)
         {
             try

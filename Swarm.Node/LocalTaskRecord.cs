@@ -20,12 +20,17 @@ public static class LocalTaskRecord
 
     public static string DirectoryFor(string dataDirectory) => Path.Combine(dataDirectory, DirectoryName);
 
-    private static string PathFor(string dataDirectory, Hash256 taskKey) => Path.Combine(DirectoryFor(dataDirectory), taskKey.ToHex() + ".pointer");
+    private static string PathFor(string dataDirectory, Hash256 taskKey, bool live) =>
+        Path.Combine(DirectoryFor(dataDirectory), taskKey.ToHex() + (live ? ".live" : ".pointer"));
 
-    /// <summary>Records that <paramref name="taskKey"/> is the sealed content <paramref name="id"/>, as the origin's <paramref name="validators"/> described it.</summary>
-    public static void Write(string dataDirectory, Hash256 taskKey, ContentId id, OriginValidators validators)
+    /// <summary>
+    /// Records that <paramref name="taskKey"/> is the sealed content <paramref name="id"/>, as the origin's
+    /// <paramref name="validators"/> described it; or (<paramref name="live"/>) that an ingest of it from the origin is
+    /// under way into the live entry <paramref name="id"/>, so that a later run continues it with a range request.
+    /// </summary>
+    public static void Write(string dataDirectory, Hash256 taskKey, ContentId id, OriginValidators validators, bool live = false)
     {
-        string path = PathFor(dataDirectory, taskKey);
+        string path = PathFor(dataDirectory, taskKey, live);
         DataDirectory.Create(DirectoryFor(dataDirectory));
         // Written whole under a name of its own and renamed into place: a reader never sees half a record.
         string tmp = path + "." + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)) + ".tmp";
@@ -34,7 +39,7 @@ public static class LocalTaskRecord
         try
         {
             using (var file = new FileStream(tmp, options))
-                file.Write(TaskPointer.Encode(id, false, validators));
+                file.Write(TaskPointer.Encode(id, live, validators));
             File.Move(tmp, path, overwrite: true);
         }
         catch
@@ -44,10 +49,20 @@ public static class LocalTaskRecord
         }
     }
 
-    /// <summary>The recorded pointer for the task key (published by <paramref name="self"/>, this data directory's node id), or null.</summary>
-    public static TaskPointer? TryRead(string dataDirectory, Hash256 taskKey, Hash256 self)
+    /// <summary>Forgets the record of an ingest under way (it was sealed, or its entry is gone).</summary>
+    public static void DeleteLive(string dataDirectory, Hash256 taskKey)
     {
-        string path = PathFor(dataDirectory, taskKey);
+        try { File.Delete(PathFor(dataDirectory, taskKey, live: true)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    /// <summary>
+    /// The recorded pointer for the task key (published by <paramref name="self"/>, this data directory's node id), or
+    /// null; with <paramref name="live"/>, the record of an ingest under way.
+    /// </summary>
+    public static TaskPointer? TryRead(string dataDirectory, Hash256 taskKey, Hash256 self, bool live = false)
+    {
+        string path = PathFor(dataDirectory, taskKey, live);
         try
         {
             // Not followed if it is a link, nor read if it is not a regular file of a plausible size (a FIFO would block the read).
@@ -59,7 +74,7 @@ public static class LocalTaskRecord
             while (read < value.Length && (n = file.Read(value, read, value.Length - read)) > 0) read += n;
             if (read == value.Length) return null;
             var pointer = TaskPointer.TryDecode(value.AsMemory(0, read), self, 0);
-            return pointer is { Live: false } ? pointer : null;
+            return pointer != null && pointer.Live == live ? pointer : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

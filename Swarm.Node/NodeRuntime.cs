@@ -319,7 +319,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 {
                     var key = TaskKey.For(url, request.Tag, request.Filters);
                     using var origin = new OriginClient(headers, filters: request.Filters);
-                    var ingested = await OriginTasks.IngestAsync(node, url, key, origin, new InlineProgress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
+                    var ingested = await OriginIngest.RunAsync(node, url, key, origin, new InlineProgress<(long Done, long Total)>(p => OriginProgress(task, p.Done, p.Total)),
                         (live, validators) =>
                         {
                             task.Content = live;
@@ -332,7 +332,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                 else
                 {
                     long total = new FileInfo(request.Source).Length;
-                    content = await node.Store.IngestFileAsync(request.Source, node.Key, new InlineProgress<long>(d => { task.Total = total; task.Verified = d; }), ct).ConfigureAwait(false);
+                    content = await Ingest.FileAsync(node.Store, request.Source, node.Key, new InlineProgress<long>(d => { task.Total = total; task.Verified = d; }), ct).ConfigureAwait(false);
                     await node.ServeAsync(content, ct).ConfigureAwait(false);
                 }
             }

@@ -298,7 +298,7 @@ public static class UrlFetch
         try
         {
             using var origin = new OriginClient(request.Headers);
-            ingested = await OriginTasks.IngestAsync(node, request.Url, request.TaskKey, origin, progress,
+            ingested = await OriginIngest.RunAsync(node, request.Url, request.TaskKey, origin, progress,
                 async (id, validators) =>
                 {
                     liveValidators = validators;

@@ -4,7 +4,7 @@ using Swarm.Core.Content;
 namespace Swarm.Core.Identity;
 
 /// <summary>A node's ECDSA P-256 key. NodeId = SHA-256 of the public key (SubjectPublicKeyInfo DER).</summary>
-public sealed class NodeKey : IDisposable
+public sealed class NodeKey : ISigner, IDisposable
 {
     public const string FileName = "node.key";
     private readonly ECDsa _ecdsa;

@@ -56,8 +56,11 @@ public sealed class OriginClient : IDisposable
         return query < 0 ? shown : shown[..query] + "?" + SecretRedactor.Mask;
     }
 
-    /// <summary>Starts a GET and returns the response with its body unread. The caller disposes it.</summary>
-    public async Task<HttpResponseMessage> GetAsync(Uri url, CancellationToken cancellationToken, RangeHeaderValue? range = null)
+    /// <summary>
+    /// Starts a GET and returns the response with its body unread. The caller disposes it. With <paramref name="ifRange"/>,
+    /// the range is asked for only if the origin still has that version (else it answers the whole body, 200).
+    /// </summary>
+    public async Task<HttpResponseMessage> GetAsync(Uri url, CancellationToken cancellationToken, RangeHeaderValue? range = null, RangeConditionHeaderValue? ifRange = null)
     {
         HttpResponseMessage response;
         try
@@ -65,6 +68,7 @@ public sealed class OriginClient : IDisposable
             var request = new HttpRequestMessage(HttpMethod.Get, url);
             request.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
             if (range != null) request.Headers.Range = range;
+            if (range != null && ifRange != null) request.Headers.IfRange = ifRange;
             response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException or TimeoutException or Polly.Timeout.TimeoutRejectedException)

@@ -20,8 +20,10 @@ public sealed class ResumingOriginStream : Stream
     private Stream _body;
     private long _position;
     private int _resumes;
+    // The version the transfer started with: a resume asks for the rest only if the origin still has it.
+    private readonly RangeConditionHeaderValue? _condition;
 
-    private ResumingOriginStream(OriginClient origin, Uri url, HttpResponseMessage response, Stream body, long length, int maxResumes, long start)
+    private ResumingOriginStream(OriginClient origin, Uri url, HttpResponseMessage response, Stream body, long length, int maxResumes, long start, bool ranges = false)
     {
         _position = start;
         _origin = origin;
@@ -29,7 +31,9 @@ public sealed class ResumingOriginStream : Stream
         _response = response;
         _body = body;
         _length = length;
-        _ranges = response.Headers.AcceptRanges.Contains("bytes");
+        _ranges = ranges || response.Headers.AcceptRanges.Contains("bytes");
+        _condition = response.Headers.ETag is { IsWeak: false } tag ? new RangeConditionHeaderValue(tag)
+            : response.Content.Headers.LastModified is { } date ? new RangeConditionHeaderValue(date) : null;
         _maxResumes = maxResumes;
     }
 
@@ -37,6 +41,16 @@ public sealed class ResumingOriginStream : Stream
     {
         var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         return new ResumingOriginStream(origin, url, response, body, length, maxResumes, 0);
+    }
+
+    /// <summary>
+    /// The body of a 206 answer to a range request for bytes <paramref name="start"/>.. of <paramref name="length"/>
+    /// (the caller checked its Content-Range); later cuts resume with ranges.
+    /// </summary>
+    public static async Task<ResumingOriginStream> ContinueAsync(OriginClient origin, Uri url, HttpResponseMessage partial, long length, long start, CancellationToken cancellationToken, int maxResumes = 5)
+    {
+        var body = await partial.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        return new ResumingOriginStream(origin, url, partial, body, length, maxResumes, start, ranges: true);
     }
 
     /// <summary>
@@ -100,7 +114,7 @@ public sealed class ResumingOriginStream : Stream
         _body.Dispose();
         _response.Dispose();
         var from = _ranges ? _position : 0;
-        _response = await _origin.GetAsync(_url, cancellationToken, from > 0 ? new RangeHeaderValue(from, null) : null).ConfigureAwait(false);
+        _response = await _origin.GetAsync(_url, cancellationToken, from > 0 ? new RangeHeaderValue(from, null) : null, _condition).ConfigureAwait(false);
         _body = await _response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         if (from > 0)
         {

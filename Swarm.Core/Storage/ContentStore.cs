@@ -209,70 +209,18 @@ public sealed class ContentStore
     }
 
     /// <summary>
-    /// Ingests a local file: copies it into the store while hashing each piece, signs the manifest with the node key,
-    /// and returns the complete entry. Reports bytes processed through <paramref name="progress"/>.
+    /// Starts a new entry of <paramref name="length"/> bytes under a temporary name (<paramref name="shown"/> names its
+    /// source in errors): the caller writes its bytes and installs it with its signed manifest.
     /// </summary>
-    public async Task<StoredContent> IngestFileAsync(string sourcePath, NodeKey key, IProgress<long>? progress, CancellationToken cancellationToken)
+    public IngestStaging BeginIngest(long length, string shown)
     {
-        using var source = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        return await IngestAsync(source, source.Length, sourcePath, key, progress, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Ingests <paramref name="length"/> bytes from a stream (a file, an HTTP response): copies them into the store while
-    /// hashing each piece, signs the manifest, and returns the complete entry. <paramref name="sourcePath"/> names the
-    /// source in errors.
-    /// </summary>
-    public async Task<StoredContent> IngestAsync(Stream source, long length, string sourcePath, NodeKey key, IProgress<long>? progress, CancellationToken cancellationToken)
-    {
-        var layout = PieceLayout.For(length);
         string tmp = NewTempDirectory();
         try
         {
-            byte[] hashes = new byte[layout.PieceCount * Hash256.Size];
             long free = new DriveInfo(tmp).AvailableFreeSpace;
             if (free < length)
-                throw new IOException($"not enough disk space to ingest {sourcePath}: it needs {length:N0} bytes and {Root} has {free:N0} free. Free disk space or use a --data-dir on a larger disk.");
-            using (var data = File.OpenHandle(Path.Combine(tmp, StoredContent.DataFile), FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                byte[] buffer = ArrayPool<byte>.Shared.Rent(layout.PieceSize);
-                try
-                {
-                    for (int piece = 0; piece < layout.PieceCount; piece++)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        int pieceLength = layout.PieceLength(piece);
-                        var span = buffer.AsMemory(0, pieceLength);
-                        await source.ReadExactlyAsync(span, cancellationToken).ConfigureAwait(false);
-                        SHA256.HashData(span.Span, hashes.AsSpan(piece * Hash256.Size, Hash256.Size));
-                        RandomAccess.Write(data, span.Span, layout.PieceOffset(piece));
-                        progress?.Report(layout.PieceOffset(piece) + pieceLength);
-                    }
-                }
-                catch (EndOfStreamException e)
-                {
-                    throw new IOException($"{sourcePath} ended before its {length:N0} bytes (it shrank, or the connection broke); try again", e);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-                RandomAccess.FlushToDisk(data);
-            }
-            var manifest = new Manifest(length, layout.PieceSize, hashes, key.PublicKey);
-            byte[] signature = key.Sign(manifest.SignedPayload());
-            File.WriteAllBytes(Path.Combine(tmp, StoredContent.ManifestFile), manifest.Encoded);
-            File.WriteAllBytes(Path.Combine(tmp, StoredContent.SignatureFile), signature);
-            using (var journal = new FileStream(Path.Combine(tmp, StoredContent.JournalFile), FileMode.CreateNew, FileAccess.Write))
-            {
-                byte[] records = new byte[layout.PieceCount * 4];
-                for (int i = 0; i < layout.PieceCount; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(records.AsSpan(i * 4), i);
-                journal.Write(records);
-                journal.Flush(flushToDisk: true);
-            }
-            var info = new FileInfo(Path.Combine(tmp, StoredContent.DataFile));
-            File.WriteAllText(Path.Combine(tmp, StoredContent.StampFile), $"{info.Length} {info.LastWriteTimeUtc.Ticks}");
-            return InstallIngested(tmp, manifest);
+                throw new IOException($"not enough disk space to ingest {shown}: it needs {length:N0} bytes and {Root} has {free:N0} free");
+            return new IngestStaging(this, tmp);
         }
         catch
         {
@@ -280,6 +228,11 @@ public sealed class ContentStore
             throw;
         }
     }
+
+    /// <summary>Moves a staged entry (data, manifest, signature, journal and stamp written) into place.</summary>
+    internal StoredContent InstallStaged(string tmp, Manifest manifest) => InstallIngested(tmp, manifest);
+
+    internal static void DeleteStaged(string tmp) => TryDeleteDirectory(tmp);
 
     private StoredContent InstallIngested(string tmp, Manifest manifest)
     {

@@ -325,7 +325,7 @@ public sealed class OciContent : IDisposable
         if (content == null)
         {
             using var body = new MemoryStream(manifest.Body, writable: false);
-            content = await _node.Store.IngestAsync(body, manifest.Body.Length, "manifest " + manifest.Digest, _node.Key, null, cancellationToken).ConfigureAwait(false);
+            content = await Ingest.StreamAsync(_node.Store, body, manifest.Body.Length, "manifest " + manifest.Digest, _node.Key, null, cancellationToken).ConfigureAwait(false);
             await _node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
             Remember(manifest.Digest, content.Id);
         }

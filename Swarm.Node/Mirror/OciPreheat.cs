@@ -62,7 +62,7 @@ public static class OciPreheat
                 using var origin = new OriginClient(headers);
                 var key = OciContent.TaskKey(digest);
                 long before = done;
-                local = (await OriginTasks.IngestAsync(node, client.BlobUri(reference.Repository, digest), key, origin,
+                local = (await OriginIngest.RunAsync(node, client.BlobUri(reference.Repository, digest), key, origin,
                     new InlineProgress<(long Done, long Total)>(p => progress?.Report((before + p.Done, total))),
                     (live, validators) => OriginTasks.PublishPointerAsync(node, key, live, validators, cancellationToken, live: true), cancellationToken).ConfigureAwait(false)).Content;
                 try

@@ -39,7 +39,7 @@ public class LiveIngestTests
 
         var liveId = new TaskCompletionSource<ContentId>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var client = new OriginClient([]);
-        var ingest = OriginTasks.IngestAsync(ingester, url, taskKey, client, null, (id, _) =>
+        var ingest = OriginIngest.RunAsync(ingester, url, taskKey, client, null, (id, _) =>
         {
             liveId.TrySetResult(id);
             return Task.CompletedTask;
@@ -123,7 +123,7 @@ public class LiveIngestTests
         await using var downloader = await LocalNode.StartAsync(dir.Combine("b"), new EngineOptions(), NullLogger.Instance, Loopback, [], Ct);
         ContentId live = default;
         using var client = new OriginClient([]);
-        var sealedAtIngester = (await OriginTasks.IngestAsync(ingester, url, TaskKey.For(url, null, []), client, null, (id, _) =>
+        var sealedAtIngester = (await OriginIngest.RunAsync(ingester, url, TaskKey.For(url, null, []), client, null, (id, _) =>
         {
             live = id;
             return Task.CompletedTask;

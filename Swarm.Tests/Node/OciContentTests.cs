@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using System.Net;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -28,7 +29,7 @@ public class OciContentTests
         var holder = await LocalNode.StartAsync(dir.Combine("holder"), new EngineOptions(), NullLogger.Instance, Loopback, [other.EndPoint!], Ct);
         try
         {
-            var content = await holder.Store.IngestFileAsync(dir.Combine("blob"), holder.Key, null, Ct);
+            var content = await Ingest.FileAsync(holder.Store, dir.Combine("blob"), holder.Key, null, Ct);
             await holder.ServeAsync(content, Ct);
             using (var oci = new OciContent(holder, dir.Combine("holder", "mirror"), NullLogger.Instance))
             {

@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
@@ -51,7 +52,7 @@ public class SwarmResilienceTests
 
         await using var seed = await LocalNode.StartAsync(dir.Combine("seed"), options, NullLogger.Instance, Loopback, [], Ct, Dht);
         StoredContent content = pieceSize == 0
-            ? await seed.Store.IngestFileAsync(source, seed.Key, null, Ct)
+            ? await Ingest.FileAsync(seed.Store, source, seed.Key, null, Ct)
             : StoreWithPieceSize(seed.Store, seed.Key, source, pieceSize);
         var id = content.Id;
         await using var liar = await LocalNode.StartAsync(dir.Combine("liar"), options, NullLogger.Instance, Loopback, [seed.EndPoint!], Ct, Dht);
@@ -119,7 +120,7 @@ public class SwarmResilienceTests
         string source = dir.WriteRandomFile("content.bin", size, seed: 22);
 
         await using var seed = await LocalNode.StartAsync(dir.Combine("seed"), options, NullLogger.Instance, Loopback, [], Ct, Dht);
-        StoredContent content = await seed.Store.IngestFileAsync(source, seed.Key, null, Ct);
+        StoredContent content = await Ingest.FileAsync(seed.Store, source, seed.Key, null, Ct);
         var id = content.Id;
         var getters = new List<LocalNode>();
         LocalNode? victim = null;

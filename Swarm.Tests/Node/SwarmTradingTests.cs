@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using Swarm.Core.Dht;
@@ -34,7 +35,7 @@ public class SwarmTradingTests
         var loopback = new IPEndPoint(IPAddress.Loopback, 0);
 
         await using var seed = await LocalNode.StartAsync(dir.Combine("seed"), engine, NullLogger.Instance, loopback, [], Ct, dht);
-        StoredContent content = await seed.Store.IngestFileAsync(source, seed.Key, null, Ct);
+        StoredContent content = await Ingest.FileAsync(seed.Store, source, seed.Key, null, Ct);
         var id = content.Id;
         var getters = new List<LocalNode>();
         try

@@ -17,8 +17,9 @@ public class UplinkGuardTests
         using var key = NodeKey.Generate();
         await using var engine = new SwarmEngine(key, new ContentStore(dir.Path), new EngineOptions { UploadRate = configured });
         const double mb = 1024 * 1024;
-        using (var guard = new UplinkGuard(engine))
+        using (var guard = new UplinkGuard(engine, tick: false))
         {
+            using var ingest = guard.Enter(() => 0);
             guard.Observe(6 * mb, 6 * mb); // ingest at its best
             Assert.Equal(configured, engine.UploadRate);
             guard.Observe(1 * mb, 6 * mb); // the ingest collapses while the node uploads: cap at 85% of the upload

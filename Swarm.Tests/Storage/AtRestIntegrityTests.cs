@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using Swarm.Core.Content;
 using Swarm.Core.Exchange;
 using Swarm.Core.Identity;
@@ -37,7 +38,7 @@ public sealed class AtRestIntegrityTests : IDisposable
     private async Task<(ContentStore Store, StoredContent Content)> SeedAsync(string name = "store")
     {
         var store = new ContentStore(_dir.Combine(name));
-        return (store, await store.IngestFileAsync(_source, _key, null, Ct));
+        return (store, await Ingest.FileAsync(store, _source, _key, null, Ct));
     }
 
     [Fact]
@@ -241,7 +242,7 @@ public sealed class AtRestIntegrityTests : IDisposable
         content.Dispose();
         string manifestPath = Path.Combine(dir, "manifest"), signaturePath = Path.Combine(dir, "signature");
         string otherManifest;
-        using (var other = await new ContentStore(_dir.Combine("other")).IngestFileAsync(_dir.WriteRandomFile("other.bin", 1000, 3), _key, null, Ct))
+        using (var other = await Ingest.FileAsync(new ContentStore(_dir.Combine("other")), _dir.WriteRandomFile("other.bin", 1000, 3), _key, null, Ct))
             otherManifest = Path.Combine(other.Directory, "manifest");
         switch (damage)
         {

@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using Swarm.Core.Identity;
 using Swarm.Core.Storage;
 using Swarm.Tests.Support;
@@ -22,7 +23,7 @@ public sealed class CompletionRaceTests
         var origin = new ContentStore(dir.Combine("origin"));
         Swarm.Core.Content.Manifest manifest;
         byte[] signature;
-        using (var seeded = await origin.IngestFileAsync(source, key, null, ct))
+        using (var seeded = await Ingest.FileAsync(origin, source, key, null, ct))
         {
             manifest = seeded.Manifest;
             signature = seeded.Signature;

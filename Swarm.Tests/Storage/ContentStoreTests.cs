@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using System.Buffers.Binary;
 using Swarm.Core.Content;
 using Swarm.Core.Identity;
@@ -34,7 +35,7 @@ public sealed class ContentStoreTests : IDisposable
     private async Task<(Manifest Manifest, byte[] Signature)> IngestElsewhereAsync()
     {
         var store = new ContentStore(_dir.Combine("origin"));
-        using var content = await store.IngestFileAsync(_source, _key, null, Ct);
+        using var content = await Ingest.FileAsync(store, _source, _key, null, Ct);
         return (content.Manifest, content.Signature);
     }
 
@@ -65,7 +66,7 @@ public sealed class ContentStoreTests : IDisposable
         var store = new ContentStore(_dir.Combine("store"));
         var progress = new List<long>();
         ContentId id;
-        using (var ingested = await store.IngestFileAsync(_source, _key, new SyncProgress(progress), Ct))
+        using (var ingested = await Ingest.FileAsync(store, _source, _key, new SyncProgress(progress), Ct))
         {
             id = ingested.Id;
             Assert.True(ingested.IsComplete);
@@ -96,8 +97,8 @@ public sealed class ContentStoreTests : IDisposable
     public async Task Ingesting_the_same_file_twice_gives_the_same_complete_entry()
     {
         var store = new ContentStore(_dir.Combine("store"));
-        using var first = await store.IngestFileAsync(_source, _key, null, Ct);
-        using var second = await store.IngestFileAsync(_source, _key, null, Ct);
+        using var first = await Ingest.FileAsync(store, _source, _key, null, Ct);
+        using var second = await Ingest.FileAsync(store, _source, _key, null, Ct);
         Assert.Equal(first.Id, second.Id);
         Assert.True(second.IsComplete);
         Assert.Single(Directory.GetDirectories(store.ContentRoot));
@@ -110,7 +111,7 @@ public sealed class ContentStoreTests : IDisposable
         var store = new ContentStore(_dir.Combine("store"));
         string empty = _dir.Combine("empty.bin");
         await File.WriteAllBytesAsync(empty, [], Ct);
-        using var content = await store.IngestFileAsync(empty, _key, null, Ct);
+        using var content = await Ingest.FileAsync(store, empty, _key, null, Ct);
         Assert.True(content.IsComplete);
         Assert.Equal(0, content.Layout.PieceCount);
         using var opened = store.TryOpen(content.Id)!;
@@ -239,7 +240,7 @@ public sealed class ContentStoreTests : IDisposable
     public async Task Export_makes_the_file_appear_atomically_with_identical_content()
     {
         var store = new ContentStore(_dir.Combine("store"));
-        using var content = await store.IngestFileAsync(_source, _key, null, Ct);
+        using var content = await Ingest.FileAsync(store, _source, _key, null, Ct);
         string outDir = _dir.Combine("out");
         Directory.CreateDirectory(outDir);
         string output = Path.Combine(outDir, "file.bin");
@@ -280,7 +281,7 @@ public sealed class ContentStoreTests : IDisposable
     public async Task An_exported_file_written_in_place_is_detected_and_never_served_or_exported()
     {
         var store = new ContentStore(_dir.Combine("store"));
-        var content = await store.IngestFileAsync(_source, _key, null, Ct);
+        var content = await Ingest.FileAsync(store, _source, _key, null, Ct);
         string output = _dir.Combine("out", "file.bin");
         content.Export(output);
 

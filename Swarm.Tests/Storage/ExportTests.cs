@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using Swarm.Core.Identity;
 using Swarm.Core.Storage;
 using Swarm.Tests.Support;
@@ -17,7 +18,7 @@ public sealed class ExportTests
         using var key = NodeKey.Generate();
         string source = dir.WriteRandomFile("source.bin", 700_000, seed: 5);
         var store = new ContentStore(dir.Combine("store"));
-        using var content = await store.IngestFileAsync(source, key, null, TestContext.Current.CancellationToken);
+        using var content = await Ingest.FileAsync(store, source, key, null, TestContext.Current.CancellationToken);
         string outDir = dir.Combine("out");
         string output = Path.Combine(outDir, "file.bin");
         content.Export(output);

@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using System.Net.Sockets;
 using Swarm.Core.Identity;
 using Swarm.Core.Storage;
@@ -25,7 +26,7 @@ public sealed class OutputTargetTests : IDisposable
     {
         string source = _dir.WriteRandomFile("source.bin", size, seed: 9);
         var store = new ContentStore(_dir.Combine("store"));
-        var content = await store.IngestFileAsync(source, _key, null, TestContext.Current.CancellationToken);
+        var content = await Ingest.FileAsync(store, source, _key, null, TestContext.Current.CancellationToken);
         return (content, File.ReadAllBytes(source));
     }
 

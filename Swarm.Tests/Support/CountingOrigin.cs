@@ -32,6 +32,10 @@ public sealed class CountingOrigin : IAsyncDisposable
     /// <summary>A pause after every 64 KiB of body, to make an origin slow.</summary>
     public TimeSpan ChunkDelay { get; set; }
 
+    private int _rangeRequests;
+    /// <summary>GETs answered with 206 (a range honoured).</summary>
+    public int RangeRequests => Volatile.Read(ref _rangeRequests);
+
     /// <summary>Whether the origin honours <c>Range: bytes=N-</c> (answers 206 and says Accept-Ranges: bytes).</summary>
     public bool SupportsRanges { get; set; }
 
@@ -111,9 +115,13 @@ public sealed class CountingOrigin : IAsyncDisposable
             int from = 0;
             var rangeLine = head.ToString().Split("\r\n").FirstOrDefault(l => l.StartsWith("Range: bytes=", StringComparison.OrdinalIgnoreCase));
             if (SupportsRanges && rangeLine != null) from = int.Parse(rangeLine["Range: bytes=".Length..].TrimEnd('-').Split('-')[0], System.Globalization.CultureInfo.InvariantCulture);
-            string status = from > 0 ? "206 Partial Content" : "200 OK";
             // A strong validator, as real origins give (ETag from the content).
             string etag = "\"" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body).AsSpan(0, 8)) + "\"";
+            // If-Range (RFC 9110 13.1.5): the range only if the validator is this version's; else the whole body.
+            var ifRange = head.ToString().Split("\r\n").FirstOrDefault(l => l.StartsWith("If-Range:", StringComparison.OrdinalIgnoreCase));
+            if (ifRange != null && ifRange["If-Range:".Length..].Trim() != etag) from = 0;
+            if (from > 0) Interlocked.Increment(ref _rangeRequests);
+            string status = from > 0 ? "206 Partial Content" : "200 OK";
             string extra = $"ETag: {etag}\r\n" + (SupportsRanges ? "Accept-Ranges: bytes\r\n" : "") + (from > 0 ? $"Content-Range: bytes {from}-{body.Length - 1}/{body.Length}\r\n" : "");
             await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status}\r\nContent-Length: {body.Length - from}\r\n{extra}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"), _stop.Token);
             if (requestLine[0] == "HEAD") return;

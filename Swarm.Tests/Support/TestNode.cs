@@ -1,3 +1,4 @@
+using Swarm.Core.Sources;
 using System.Net;
 using Swarm.Core.Exchange;
 using Swarm.Core.Identity;
@@ -29,7 +30,7 @@ public sealed class TestNode : IAsyncDisposable
     /// <summary>Ingests a file and serves it.</summary>
     public async Task<StoredContent> SeedAsync(string path)
     {
-        var content = await Store.IngestFileAsync(path, Key, null, TestContext.Current.CancellationToken);
+        var content = await Ingest.FileAsync(Store, path, Key, null, TestContext.Current.CancellationToken);
         Engine.Serve(content);
         return content;
     }

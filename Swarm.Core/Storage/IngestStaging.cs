@@ -1,0 +1,57 @@
+using Microsoft.Win32.SafeHandles;
+using Swarm.Core.Content;
+
+namespace Swarm.Core.Storage;
+
+/// <summary>
+/// A new store entry being written under a temporary name (<see cref="ContentStore.BeginIngest"/>): its data file is
+/// written piece by piece, then <see cref="Install"/> adds the signed manifest, a full journal and the stamp and moves it
+/// into place. Disposed without being installed, it leaves nothing behind.
+/// </summary>
+public sealed class IngestStaging : IDisposable
+{
+    private readonly ContentStore _store;
+    private readonly string _directory;
+    private SafeFileHandle? _data;
+    private bool _installed;
+
+    internal IngestStaging(ContentStore store, string directory)
+    {
+        _store = store;
+        _directory = directory;
+        _data = File.OpenHandle(Path.Combine(directory, StoredContent.DataFile), FileMode.CreateNew, FileAccess.Write, FileShare.None);
+    }
+
+    public void Write(ReadOnlySpan<byte> data, long offset) =>
+        RandomAccess.Write(_data ?? throw new InvalidOperationException("the staged entry is closed"), data, offset);
+
+    /// <summary>Flushes the data, writes the manifest, its signature, a journal of every piece and the stamp, and installs the entry.</summary>
+    public StoredContent Install(Manifest manifest, byte[] signature)
+    {
+        if (_data == null) throw new InvalidOperationException("the staged entry is closed");
+        RandomAccess.FlushToDisk(_data);
+        _data.Dispose();
+        _data = null;
+        File.WriteAllBytes(Path.Combine(_directory, StoredContent.ManifestFile), manifest.Encoded);
+        File.WriteAllBytes(Path.Combine(_directory, StoredContent.SignatureFile), signature);
+        using (var journal = new FileStream(Path.Combine(_directory, StoredContent.JournalFile), FileMode.CreateNew, FileAccess.Write))
+        {
+            byte[] records = new byte[manifest.PieceCount * 4];
+            for (int i = 0; i < manifest.PieceCount; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(records.AsSpan(i * 4), i);
+            journal.Write(records);
+            journal.Flush(flushToDisk: true);
+        }
+        var info = new FileInfo(Path.Combine(_directory, StoredContent.DataFile));
+        File.WriteAllText(Path.Combine(_directory, StoredContent.StampFile), $"{info.Length} {info.LastWriteTimeUtc.Ticks}");
+        var content = _store.InstallStaged(_directory, manifest);
+        _installed = true;
+        return content;
+    }
+
+    public void Dispose()
+    {
+        _data?.Dispose();
+        _data = null;
+        if (!_installed) ContentStore.DeleteStaged(_directory);
+    }
+}
