@@ -75,7 +75,7 @@ internal static class GetCommand
                 }
                 var trustedPublishers = url == null ? new HashSet<Swarm.Core.Content.Hash256>()
                     : NodeConfig.LoadOne(dir, "trusted-publishers", parse.GetValue(trusted), TrustedPublishers.Parse);
-                var expectedDigest = parse.GetValue(digest) is { } dg ? OriginTasks.ParseDigest(dg) : (Swarm.Core.Content.Hash256?)null;
+                var expectedDigest = parse.GetValue(digest) is { } dg ? ContentDigest.Parse(dg) : (Swarm.Core.Content.Hash256?)null;
                 await using var node = await LocalNode.StartAsync(dir, options, logger,
                     parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
                 // Bootstrap addresses that did not answer yet still count: the download keeps trying them until --stall-timeout.
@@ -116,7 +116,7 @@ internal static class GetCommand
                     content = await node.Engine.DownloadAsync(contentId, peerList, swarmProgress, ct, canDiscover ? node.Discovery : null).ConfigureAwait(false);
                     verifiedInMemory = content.VerifiedSince(heldBefore);
                 }
-                if (parse.GetValue(digest) is { } expected) OriginTasks.VerifyDigest(content, expected);
+                if (parse.GetValue(digest) is { } expected) ContentDigest.Verify(content, expected);
                 content = await node.ExportCheckedAsync(content, path, verifiedInMemory, peerList, swarmProgress, ct).ConfigureAwait(false);
                 progress.Report(content.Layout.Length, content.Layout.Length, force: true);
                 progress.Finish();

@@ -62,7 +62,7 @@ internal static class SeedCommand
                     var liveKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
                     // Published at once: gets that start during the ingest fetch pieces from this node as it reads them.
                     var ingested = await OriginIngest.RunAsync(node, url, liveKey, origin, new InlineProgress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
-                        (live, v) => OriginTasks.PublishPointerAsync(node, liveKey, live, v, ct, live: true), ct).ConfigureAwait(false);
+                        (live, v) => TaskPointers.PublishAsync(node, liveKey, live, v, ct, live: true), ct).ConfigureAwait(false);
                     content = ingested.Content;
                     validators = ingested.Validators;
                 }
@@ -78,7 +78,7 @@ internal static class SeedCommand
                 if (url != null && validators != null)
                 {
                     var taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
-                    int stored = await OriginTasks.PublishPointerAsync(node, taskKey, content.Id, validators, ct).ConfigureAwait(false);
+                    int stored = await TaskPointers.PublishAsync(node, taskKey, content.Id, validators, ct).ConfigureAwait(false);
                     if (stored == 0) logger.LogWarning("no DHT node stored the pointer for {Url} (no --bootstrap?); 'swarm get {Url}' elsewhere will go to the origin", redactor.Source, redactor.Source);
                 }
                 Console.Out.WriteLine(content.Id.ToUri());

@@ -323,11 +323,11 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                         (live, validators) =>
                         {
                             task.Content = live;
-                            return OriginTasks.PublishPointerAsync(node, key, live, validators, ct, live: true);
+                            return TaskPointers.PublishAsync(node, key, live, validators, ct, live: true);
                         }, ct).ConfigureAwait(false);
                     content = ingested.Content;
                     await node.ServeAsync(content, ct).ConfigureAwait(false);
-                    await OriginTasks.PublishPointerAsync(node, key, content.Id, ingested.Validators, ct).ConfigureAwait(false);
+                    await TaskPointers.PublishAsync(node, key, content.Id, ingested.Validators, ct).ConfigureAwait(false);
                 }
                 else
                 {
@@ -346,7 +346,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
                     Peers = [.. request.Peers.Select(EndPoints.Parse)],
                     Display = TaskKey.Redact(url, request.Filters),
                     TrustedPublishers = Config.TrustedPublishers,
-                    Digest = request.Digest is { } d ? OriginTasks.ParseDigest(d) : null,
+                    Digest = request.Digest is { } d ? ContentDigest.Parse(d) : null,
                 };
                 // Every task of the same task key (a resumed one included) waits for one fetch; each checks and exports for itself.
                 var result = await _fetches.RunAsync("url:" + fetch.TaskKey.ToHex(), Variant(request), task, (shared, token) =>
@@ -374,7 +374,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             }
             task.Content ??= content.Id;
             task.Total = task.Verified = content.Layout.Length;
-            if (request.Digest is { } digest) OriginTasks.VerifyDigest(content, digest);
+            if (request.Digest is { } digest) ContentDigest.Verify(content, digest);
             if (request.Output != null)
                 content = await node.ExportCheckedAsync(content, request.Output, verifiedInMemory, [.. request.Peers.Select(EndPoints.Parse)], SwarmProgress(task), ct).ConfigureAwait(false);
             ContentUsed?.Invoke(content.Id);

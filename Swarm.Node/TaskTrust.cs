@@ -9,7 +9,7 @@ namespace Swarm.Node;
 /// Which pointers and leases of one task a fetch believes, kept for the length of that fetch. Anyone may publish a
 /// pointer for any URL, so a pointer is used only when it names the version the origin serves now (its validators match
 /// the origin's, asked once per fetch), or — with the origin unreachable — when a trusted publisher signed it or the user
-/// gave the content's digest. Leases are believed for at most <see cref="OriginTasks.LeaseLifetime"/> from the moment this
+/// gave the content's digest. Leases are believed for at most <see cref="ColdStartLease.Lifetime"/> from the moment this
 /// node first saw each one, and a lease holder that publishes no pointer within <see cref="HolderGrace"/> stops counting.
 /// </summary>
 public sealed class TaskTrust
@@ -124,7 +124,7 @@ public sealed class TaskTrust
             if (r.Publisher != self && Trusted.Count > 0 && !Trusted.Contains(r.Publisher)) continue;
             var key = (r.Publisher, r.Sequence);
             if (!_leaseFirstSeen.TryGetValue(key, out var first)) _leaseFirstSeen[key] = first = now;
-            if (now - first > OriginTasks.LeaseLifetime) continue;
+            if (now - first > ColdStartLease.Lifetime) continue;
             if (!result.Contains(r.Publisher)) result.Add(r.Publisher);
         }
         if (_leaseFirstSeen.Count > 4096) _leaseFirstSeen.Clear(); // bounded: a flood of leases costs a re-read, not memory

@@ -64,7 +64,7 @@ public sealed class OciContent : IDisposable
     {
         try
         {
-            await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), id, Validators(digest, length), cancellationToken).ConfigureAwait(false);
+            await TaskPointers.PublishAsync(_node, TaskKey(digest), id, Validators(digest, length), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -85,7 +85,7 @@ public sealed class OciContent : IDisposable
             if (Local(digest) is not { } content) continue;
             try
             {
-                await OriginTasks.PublishPointerAsync(_node, TaskKey(digest), content.Id, Validators(digest, content.Layout.Length), cancellationToken).ConfigureAwait(false);
+                await TaskPointers.PublishAsync(_node, TaskKey(digest), content.Id, Validators(digest, content.Layout.Length), cancellationToken).ConfigureAwait(false);
                 published++;
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -106,7 +106,7 @@ public sealed class OciContent : IDisposable
     public const long SmallBlob = 1 << 20;
 
     /// <summary>What a pointer for a digest says about its content: the digest is the content's SHA-256.</summary>
-    public static OriginValidators Validators(string digest, long length) => OriginValidators.ForDigest(length, OriginTasks.ParseDigest(digest));
+    public static OriginValidators Validators(string digest, long length) => OriginValidators.ForDigest(length, ContentDigest.Parse(digest));
 
     public static Hash256 TaskKey(string digest) => Hash256.Of(Encoding.UTF8.GetBytes("swarm/oci/v1\n" + digest));
 
@@ -119,7 +119,7 @@ public sealed class OciContent : IDisposable
     public async Task MarkPrivateAsync(string digest, CancellationToken cancellationToken)
     {
         if (_node.Dht is not { } dht) return;
-        var record = dht.CreateRecord(PrivateKey(digest), [1], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow + OriginTasks.PointerLifetime);
+        var record = dht.CreateRecord(PrivateKey(digest), [1], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow + TaskPointers.Lifetime);
         await dht.PutAsync(record, cancellationToken).ConfigureAwait(false);
     }
 
@@ -260,7 +260,7 @@ public sealed class OciContent : IDisposable
                 BackToSource = upstreamFailure == null,
                 OnContent = fetch.SetCurrent,
                 // The digest is the authority: any pointer may be tried, the content is checked against it before use.
-                Digest = OriginTasks.ParseDigest(fetch.Digest),
+                Digest = ContentDigest.Parse(fetch.Digest),
             };
             long last = 0;
             var originProgress = new InlineProgress<(long Done, long Total)>(p =>
@@ -283,7 +283,7 @@ public sealed class OciContent : IDisposable
             if (content.Manifest.IsLive && _node.Engine.Find(content.Id)?.Sealed is { } sealedCopy) content = sealedCopy;
             try
             {
-                OriginTasks.VerifyDigest(content, fetch.Digest);
+                ContentDigest.Verify(content, fetch.Digest);
             }
             catch (DigestMismatchException)
             {
@@ -329,7 +329,7 @@ public sealed class OciContent : IDisposable
             await _node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
             Remember(manifest.Digest, content.Id);
         }
-        await OriginTasks.PublishPointerAsync(_node, TaskKey(manifest.Digest), content.Id, Validators(manifest.Digest, content.Layout.Length), cancellationToken).ConfigureAwait(false);
+        await TaskPointers.PublishAsync(_node, TaskKey(manifest.Digest), content.Id, Validators(manifest.Digest, content.Layout.Length), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads a whole (small) content, e.g. a manifest.</summary>

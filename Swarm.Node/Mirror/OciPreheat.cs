@@ -64,10 +64,10 @@ public static class OciPreheat
                 long before = done;
                 local = (await OriginIngest.RunAsync(node, client.BlobUri(reference.Repository, digest), key, origin,
                     new InlineProgress<(long Done, long Total)>(p => progress?.Report((before + p.Done, total))),
-                    (live, validators) => OriginTasks.PublishPointerAsync(node, key, live, validators, cancellationToken, live: true), cancellationToken).ConfigureAwait(false)).Content;
+                    (live, validators) => TaskPointers.PublishAsync(node, key, live, validators, cancellationToken, live: true), cancellationToken).ConfigureAwait(false)).Content;
                 try
                 {
-                    OriginTasks.VerifyDigest(local, digest);
+                    ContentDigest.Verify(local, digest);
                 }
                 catch (DigestMismatchException)
                 {
@@ -79,7 +79,7 @@ public static class OciPreheat
             }
             await node.ServeAsync(local, cancellationToken).ConfigureAwait(false);
             if (client.HasCredentials) await oci.MarkPrivateAsync(digest, cancellationToken).ConfigureAwait(false);
-            await OriginTasks.PublishPointerAsync(node, OciContent.TaskKey(digest), local.Id, OciContent.Validators(digest, local.Layout.Length), cancellationToken).ConfigureAwait(false);
+            await TaskPointers.PublishAsync(node, OciContent.TaskKey(digest), local.Id, OciContent.Validators(digest, local.Layout.Length), cancellationToken).ConfigureAwait(false);
             done += size;
             progress?.Report((done, total));
         }

@@ -155,7 +155,7 @@ public class UrlTrustTests
         await using var attacker = new TestDhtNode(DhtTestOptions.Fast, forger);
         Assert.True(await attacker.Node.BootstrapAsync([new IPEndPoint(IPAddress.Loopback, nodePort)], Ct) > 0);
         var taskKey = TaskKey.For(new Uri(origin.Url("/cold.bin")), null, []);
-        var lease = SignedRecord.Create(forger, OriginTasks.LeaseKey(taskKey), forger.NodeId.ToArray(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow.AddHours(24));
+        var lease = SignedRecord.Create(forger, ColdStartLease.Key(taskKey), forger.NodeId.ToArray(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow.AddHours(24));
         Assert.True(await attacker.Node.PutAsync(lease, Ct) >= 1);
 
         clock.Restart();
@@ -165,7 +165,7 @@ public class UrlTrustTests
         Assert.True(get.ExitCode == 0, get.ToString());
         Assert.Equal(content, File.ReadAllBytes(dir.Combine("out")));
         Assert.Contains("shows no ingest", get.Stderr, StringComparison.Ordinal);
-        var bound = baselineTime + OriginTasks.LeaseLifetime + TimeSpan.FromSeconds(5);
+        var bound = baselineTime + ColdStartLease.Lifetime + TimeSpan.FromSeconds(5);
         Assert.True(took <= bound, $"the cold start took {took.TotalSeconds:0.0} s with a forged lease (baseline {baselineTime.TotalSeconds:0.0} s, bound {bound.TotalSeconds:0.0} s)\n{get}");
         forger.Dispose();
     }

@@ -35,11 +35,11 @@ public class OciContentTests
             {
                 // Nothing is published for a digest the node does not hold.
                 Assert.Equal(0, await oci.RepublishAsync(Ct));
-                Assert.Null(await OriginTasks.ResolvePointerAsync(other, OciContent.TaskKey(digest), Ct));
+                Assert.Null(await TaskPointers.ResolveAsync(other, OciContent.TaskKey(digest), Ct));
 
                 oci.Remember(digest, content.Id);
                 Assert.Equal(1, await oci.RepublishAsync(Ct));
-                var pointer = await OriginTasks.ResolvePointerAsync(other, OciContent.TaskKey(digest), Ct);
+                var pointer = await TaskPointers.ResolveAsync(other, OciContent.TaskKey(digest), Ct);
                 Assert.Equal(content.Id, pointer?.Id);
                 Assert.False(pointer?.Live);
             }

@@ -110,8 +110,8 @@ public class TaskTrustTests
         var lease = Swarm.Core.Dht.SignedRecord.Create(forger, Hash256.Random(), forger.NodeId.ToArray(), 7, DateTimeOffset.UtcNow.AddHours(24));
         var t0 = DateTime.UtcNow;
         Assert.Equal([forger.NodeId], trust.LiveLeases([lease], self, t0));
-        Assert.Equal([forger.NodeId], trust.LiveLeases([lease], self, t0 + OriginTasks.LeaseLifetime));
-        Assert.Empty(trust.LiveLeases([lease], self, t0 + OriginTasks.LeaseLifetime + TimeSpan.FromSeconds(1))); // 24 h claimed, 15 s believed
+        Assert.Equal([forger.NodeId], trust.LiveLeases([lease], self, t0 + ColdStartLease.Lifetime));
+        Assert.Empty(trust.LiveLeases([lease], self, t0 + ColdStartLease.Lifetime + TimeSpan.FromSeconds(1))); // 24 h claimed, 15 s believed
 
         // A holder that keeps renewing but never publishes a pointer is waited for only through the grace period.
         var renewing = new TaskTrust(null, "the URL", [], new HashSet<Hash256>(), null);

@@ -7,62 +7,6 @@ using Swarm.Core.Storage;
 
 namespace Swarm.Node;
 
-/// <summary>How a source and its request headers are read, the same for the CLI and for tasks handed to the node.</summary>
-public static class OriginRequest
-{
-    /// <summary>An http(s) URL, or null when the text is something else (a file, a swarm:// id).</summary>
-    public static Uri? AsUrl(string text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps) ? u : null;
-
-    /// <summary>Parses <c>Name: value</c> request headers (as given with -H).</summary>
-    public static IReadOnlyList<KeyValuePair<string, string>> ParseHeaders(IEnumerable<string>? headers) =>
-        [.. (headers ?? []).Select(h =>
-        {
-            int colon = h.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0) throw new FormatException($"-H '{h}' is not a header: write 'Name: value'");
-            return new KeyValuePair<string, string>(h[..colon].Trim(), h[(colon + 1)..].Trim());
-        })];
-}
-
-/// <summary>What <c>swarm get URL</c> asks for.</summary>
-public sealed record UrlFetchRequest(Uri Url, Hash256 TaskKey)
-{
-    public IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; } = [];
-    /// <summary>Go to the origin when the swarm cannot serve (false: fail instead).</summary>
-    public bool BackToSource { get; init; } = true;
-    /// <summary>How long to wait for another node's ingest to produce a pointer before going to the origin.</summary>
-    public TimeSpan WaitForOthers { get; init; } = TimeSpan.FromSeconds(60);
-    /// <summary>Peers given by hand (--peer), tried besides the DHT.</summary>
-    public IReadOnlyList<IPEndPoint> Peers { get; init; } = [];
-    /// <summary>Told the id of each content the fetch downloads or ingests into, as soon as it is known (for serving it as it streams in).</summary>
-    public Action<ContentId>? OnContent { get; init; }
-    /// <summary>The URL as it may be shown in messages and logs (signed query values redacted); the URL itself by default.</summary>
-    public string? Display { get; init; }
-    /// <summary>Node ids whose pointers are used without the origin's confirmation; when not empty, only theirs are used.</summary>
-    public IReadOnlySet<Hash256> TrustedPublishers { get; init; } = new HashSet<Hash256>();
-    /// <summary>The SHA-256 the whole content must have (<c>--digest</c>, an OCI digest): any pointer may be tried, the content is checked.</summary>
-    public Hash256? Digest { get; init; }
-
-    internal string Shown => Display ?? Url.ToString();
-}
-
-/// <summary>How a URL was fetched.</summary>
-/// <param name="Content">The verified content (a sealed entry, or the live entry of an ingest that another node ran).</param>
-/// <param name="FromOrigin">This node ingested it from the origin.</param>
-/// <param name="Contenders">Other nodes that asked for the same URL at the same time (cold start).</param>
-/// <param name="SwarmId">The swarm it was fetched or ingested in.</param>
-/// <param name="VerifiedInMemory">The pieces this fetch verified in memory itself (from peers or the origin): the export re-hashes only the others.</param>
-/// <param name="Validators">The origin's validators the content was fetched under (recorded for later requests), when known.</param>
-public sealed record UrlFetchResult(StoredContent Content, bool FromOrigin, int Contenders, ContentId SwarmId, Bitfield? VerifiedInMemory = null, OriginValidators? Validators = null);
-
-/// <summary>A live download was abandoned because the node ingesting from the origin went away.</summary>
-public sealed class IngesterGoneException : Exception
-{
-    public IngesterGoneException(string message) : base(message) { }
-    public IngesterGoneException() { }
-    public IngesterGoneException(string message, Exception inner) : base(message, inner) { }
-}
-
 /// <summary>
 /// <c>swarm get URL</c>: the pointer in the DHT → the swarm; no pointer → the cold-start lease (one node ingests from the
 /// origin, serving pieces as it reads them, and the others fetch them from it and from each other); a swarm that cannot
@@ -182,7 +126,7 @@ public static class UrlFetch
             if (!swarmFailed && DateTime.UtcNow < deadline)
             {
                 // Cold start: one node takes the lease and goes to the origin; the others wait for its pointer.
-                var lease = await OriginTasks.TryTakeLeaseAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false);
+                var lease = await ColdStartLease.TryTakeAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false);
                 // The last election's count: leases given up on (a forged one, a holder that died) are no longer in it, so
                 // an ingester does not linger for contenders that are not there.
                 contenders = lease.Others;
@@ -208,7 +152,7 @@ public static class UrlFetch
     /// <summary>The pointer this fetch may use (see <see cref="TaskTrust"/>), saying once why others were passed over.</summary>
     private static async Task<TaskPointer?> ResolveAsync(LocalNode node, UrlFetchRequest request, TaskTrust trust, Action<string> say, CancellationToken cancellationToken)
     {
-        var pointers = await OriginTasks.ResolvePointersAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+        var pointers = await TaskPointers.ResolveAllAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
         return await ChooseAsync(trust, pointers, say, cancellationToken).ConfigureAwait(false);
     }
 
@@ -230,7 +174,7 @@ public static class UrlFetch
         while (DateTime.UtcNow < deadline)
         {
             if (await ResolveAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) is { } found) return found;
-            var holder = await OriginTasks.LeaseHolderAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false);
+            var holder = await ColdStartLease.HolderAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false);
             if (holder == null) return null;
             if (!trust.StillWaitingFor(holder.Value, DateTime.UtcNow))
             {
@@ -258,8 +202,8 @@ public static class UrlFetch
         {
             if (await Task.WhenAny(download, Task.Delay(TimeSpan.FromSeconds(2), cancellationToken)).ConfigureAwait(false) == download) break;
             cancellationToken.ThrowIfCancellationRequested();
-            if (await OriginTasks.LeaseHolderAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false) != null) continue;
-            var pointers = await OriginTasks.ResolvePointersAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
+            if (await ColdStartLease.HolderAsync(node, request.TaskKey, trust, cancellationToken).ConfigureAwait(false) != null) continue;
+            var pointers = await TaskPointers.ResolveAllAsync(node, request.TaskKey, cancellationToken).ConfigureAwait(false);
             // Sealed by the node we fetch from: the ingest finished, the pieces are all out there.
             if (pointers.Any(p => p.Publisher == pointer.Publisher && !p.Live)) continue;
             gone = true;
@@ -288,10 +232,10 @@ public static class UrlFetch
         {
             while (!renew.IsCancellationRequested)
             {
-                await OriginTasks.RenewLeaseAsync(node, request.TaskKey, renew.Token).ConfigureAwait(false);
+                await ColdStartLease.RenewAsync(node, request.TaskKey, renew.Token).ConfigureAwait(false);
                 if (live is { } id && liveValidators != null)
-                    await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, liveValidators, renew.Token, live: true).ConfigureAwait(false);
-                await Task.Delay(OriginTasks.LeaseLifetime / 3, renew.Token).ConfigureAwait(false);
+                    await TaskPointers.PublishAsync(node, request.TaskKey, id, liveValidators, renew.Token, live: true).ConfigureAwait(false);
+                await Task.Delay(ColdStartLease.Lifetime / 3, renew.Token).ConfigureAwait(false);
             }
         }, renew.Token);
         Ingested ingested;
@@ -305,7 +249,7 @@ public static class UrlFetch
                     heldBefore = node.SnapshotVerified(id);
                     live = id;
                     request.OnContent?.Invoke(id);
-                    await OriginTasks.PublishPointerAsync(node, request.TaskKey, id, validators, cancellationToken, live: true).ConfigureAwait(false);
+                    await TaskPointers.PublishAsync(node, request.TaskKey, id, validators, cancellationToken, live: true).ConfigureAwait(false);
                 }, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -315,7 +259,7 @@ public static class UrlFetch
         }
         var content = ingested.Content;
         await node.ServeAsync(content, cancellationToken).ConfigureAwait(false);
-        await OriginTasks.PublishPointerAsync(node, request.TaskKey, content.Id, ingested.Validators, cancellationToken).ConfigureAwait(false);
+        await TaskPointers.PublishAsync(node, request.TaskKey, content.Id, ingested.Validators, cancellationToken).ConfigureAwait(false);
         return (content, content.VerifiedSince(heldBefore), ingested.Validators);
     }
 }
