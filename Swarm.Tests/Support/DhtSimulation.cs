@@ -1,39 +1,15 @@
 using System.Net;
 using Swarm.Core.Content;
+using Swarm.Core.Dht;
 using Swarm.Core.Identity;
 
-namespace Swarm.Core.Dht;
-
-/// <summary>Outcome of a batch of lookups in a <see cref="DhtSimulation"/>.</summary>
-internal sealed record SimulationReport(
-    int Lookups, int Succeeded, int TimedOut,
-    double RoundsMedian, double RoundsP99, double QueriesMedian, double QueriesP99,
-    TimeSpan LatencyMedian, TimeSpan LatencyP99, TimeSpan LatencyMax)
-{
-    public double SuccessRate => Lookups == 0 ? 0 : (double)Succeeded / Lookups;
-
-    public override string ToString() =>
-        $"{Lookups} lookups, {SuccessRate:P1} ok, {TimedOut} timed out; rounds median {RoundsMedian} p99 {RoundsP99}; " +
-        $"queries median {QueriesMedian} p99 {QueriesP99}; latency median {LatencyMedian.TotalMilliseconds:0.0} ms p99 {LatencyP99.TotalMilliseconds:0.0} ms max {LatencyMax.TotalMilliseconds:0.0} ms";
-
-    internal static SimulationReport From(IReadOnlyList<(LookupResult Lookup, bool Ok)> results)
-    {
-        var rounds = results.Select(r => (double)r.Lookup.Rounds).Order().ToList();
-        var queries = results.Select(r => (double)r.Lookup.Queries).Order().ToList();
-        var latency = results.Select(r => r.Lookup.Duration).Order().ToList();
-        return new SimulationReport(results.Count, results.Count(r => r.Ok), results.Count(r => r.Lookup.TimedOut),
-            Percentile(rounds, 0.5), Percentile(rounds, 0.99), Percentile(queries, 0.5), Percentile(queries, 0.99),
-            Percentile(latency, 0.5), Percentile(latency, 0.99), latency.Count == 0 ? TimeSpan.Zero : latency[^1]);
-    }
-
-    private static T Percentile<T>(List<T> sorted, double p) where T : struct =>
-        sorted.Count == 0 ? default : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
-}
+namespace Swarm.Tests.Support;
 
 /// <summary>
 /// N DHT nodes in one process on 127.0.0.1, each with its own key and UDP socket, joined one after another (a few at a time)
-/// through nodes already in. Measures lookups against the true membership (XOR-sorted). For tests and benchmarks; no console.
-/// Every node's receive loop is an async socket receive, so N sockets do not hold N threads.
+/// through nodes already in. Measures lookups against the true membership (XOR-sorted). For tests and benchmarks (this file
+/// is compiled into Swarm.Benchmarks too, so it uses Swarm.Core's public API only); no console. Every node's receive loop
+/// is an async socket receive, so N sockets do not hold N threads.
 /// </summary>
 internal sealed class DhtSimulation : IAsyncDisposable
 {
@@ -147,7 +123,7 @@ internal sealed class DhtSimulation : IAsyncDisposable
                 var got = lookup.Closest.Select(c => c.Id).ToHashSet();
                 var missing = expected.Where(e => !got.Contains(e)).ToList();
                 var byId = LiveNodes.ToDictionary(n => n.NodeId);
-                var notes = missing.Select(m => $"missing rank {expected.IndexOf(m)} known by {LiveNodes.Count(n => n.RoutingTable.Contains(m))} nodes, by {expected.Count(e => byId[e].RoutingTable.Contains(m))} of the expected; table {byId[m].RoutingTable.Count}");
+                var notes = missing.Select(m => $"missing rank {expected.IndexOf(m)} known by {LiveNodes.Count(n => n.KnowsNode(m))} nodes, by {expected.Count(e => byId[e].KnowsNode(m))} of the expected; table {byId[m].GetStats().RoutingTableSize}");
                 lock (_lock) FailureNotes.Add($"lookup from {node.NodeId.ToHex()[..8]}: got {lookup.Closest.Count} answered {lookup.Answered} failed {lookup.Failed} timedout {lookup.TimedOut}; " + string.Join("; ", notes));
             }
         }).ConfigureAwait(false);
@@ -160,8 +136,8 @@ internal sealed class DhtSimulation : IAsyncDisposable
         var results = new (LookupResult, bool)[from.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, from.Count), new ParallelOptions { MaxDegreeOfParallelism = concurrency, CancellationToken = cancellationToken }, async (i, ct) =>
         {
-            var (providers, lookup, _) = await from[i].LookupProvidersAsync(key, ct).ConfigureAwait(false);
-            results[i] = (lookup, providers.Any(p => p.NodeId == provider));
+            var search = await from[i].SearchProvidersAsync(key, ct).ConfigureAwait(false);
+            results[i] = (search.Lookup, search.Providers.Any(p => p.NodeId == provider));
         }).ConfigureAwait(false);
         return SimulationReport.From(results);
     }
