@@ -407,7 +407,7 @@ public sealed class PrivateRegistryTests
         }
 
         // A itself has credentials and the upstream is down, so it cannot confirm either: but the registry confirmed A's
-        // access moments ago, and a node keeps a confirmation for a minute (RegistryMirror.RefusalAsync), so A still
+        // access moments ago, and a node keeps a confirmation for a minute (UpstreamPermission.RefusalAsync), so A still
         // serves its own copy within that minute. (After it, A would answer 404 like D; this class does not wait a minute.)
         if (confirmed.Elapsed < TimeSpan.FromSeconds(50))
         {
