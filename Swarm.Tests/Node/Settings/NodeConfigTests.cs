@@ -2,7 +2,7 @@ using System.Collections;
 using Swarm.Node;
 using Swarm.Tests.Support;
 
-namespace Swarm.Tests.Node;
+namespace Swarm.Tests.Node.Settings;
 
 public class NodeConfigTests
 {
@@ -60,7 +60,7 @@ public class NodeConfigTests
     [InlineData("90", 90)]
     [InlineData(" 1.5H ", 5400)]
     public void DurationsReadTheSameEverywhere(string text, double seconds) =>
-        Assert.Equal(TimeSpan.FromSeconds(seconds), Swarm.Node.Duration.Parse(text));
+        Assert.Equal(TimeSpan.FromSeconds(seconds), Quantities.ParseDuration(text));
 
     [Theory]
     [InlineData("")]
@@ -70,7 +70,7 @@ public class NodeConfigTests
     [InlineData("1e400s")]
     public void AMalformedDurationSaysHowToWriteOne(string text)
     {
-        var e = Assert.Throws<FormatException>(() => Swarm.Node.Duration.Parse(text));
+        var e = Assert.Throws<FormatException>(() => Quantities.ParseDuration(text));
         Assert.Contains("30s", e.Message, StringComparison.Ordinal);
     }
 }

@@ -6,14 +6,6 @@ using Swarm.Core.Exchange;
 
 namespace Swarm.Node;
 
-/// <summary>A setting that is missing, malformed or out of range; the message names the setting and where it came from.</summary>
-public sealed class ConfigException : Exception
-{
-    public ConfigException(string message) : base(message) { }
-    public ConfigException() { }
-    public ConfigException(string message, Exception inner) : base(message, inner) { }
-}
-
 /// <summary>
 /// The node service's settings, each from (first found) a command-line flag, an environment variable
 /// <c>SWARM_&lt;NAME&gt;</c>, the <c>swarm.json</c> file in the data directory, or its default. Validated as a whole at
@@ -116,12 +108,12 @@ public sealed record NodeConfig
             Upstream = Parse("upstream", v => v.Length > 0 && !v.Contains('/', StringComparison.Ordinal) && !v.Contains(' ', StringComparison.Ordinal)
                 ? v : throw new FormatException("write a registry host, e.g. docker.io or registry.example.com:5000")),
             RegistryConfig = Parse("registry-config", v => v.Length == 0 ? Path.Combine(dataDirectory, "registries.json") : Path.GetFullPath(v)),
-            UploadRate = Parse("upload-rate", v => v == "0" ? 0 : ByteRate.Parse(v)),
-            DownloadRate = Parse("download-rate", v => v == "0" ? 0 : ByteRate.Parse(v)),
-            Quota = Parse("quota", v => v == "0" ? 0 : ByteSize.Parse(v)),
+            UploadRate = Parse("upload-rate", v => v == "0" ? 0 : Quantities.ParseRate(v)),
+            DownloadRate = Parse("download-rate", v => v == "0" ? 0 : Quantities.ParseRate(v)),
+            Quota = Parse("quota", v => v == "0" ? 0 : Quantities.ParseSize(v)),
             HighWatermark = Parse("high-watermark", Fraction),
             LowWatermark = Parse("low-watermark", Fraction),
-            TaskTtl = Parse("task-ttl", v => v == "0" ? TimeSpan.Zero : Duration.Parse(v)),
+            TaskTtl = Parse("task-ttl", v => v == "0" ? TimeSpan.Zero : Quantities.ParseDuration(v)),
             MaxConnections = Parse("max-connections", v => int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) is var n and >= 1 and <= 100_000
                 ? n : throw new ArgumentException("must be between 1 and 100000")),
             LogLevel = Parse("log-level", v => v.ToLowerInvariant() switch
@@ -201,46 +193,5 @@ public sealed record NodeConfig
             throw new ConfigException($"cannot read {path}: {e.Message}", e);
         }
         return values;
-    }
-}
-
-/// <summary>Sizes like 512MiB, 50GiB, 1TB, 1048576.</summary>
-public static class ByteSize
-{
-    public static long Parse(string text)
-    {
-        string s = text.Trim();
-        int i = 0;
-        while (i < s.Length && (char.IsDigit(s[i]) || s[i] == '.')) i++;
-        if (i == 0 || !double.TryParse(s[..i], NumberStyles.Float, CultureInfo.InvariantCulture, out double n))
-            throw new FormatException($"'{text}' is not a size: write e.g. 50GiB, 512MiB or a number of bytes");
-        double unit = s[i..].Trim().ToUpperInvariant() switch
-        {
-            "" or "B" => 1,
-            "K" or "KB" => 1e3, "KIB" => 1024,
-            "M" or "MB" => 1e6, "MIB" => 1 << 20,
-            "G" or "GB" => 1e9, "GIB" => 1 << 30,
-            "T" or "TB" => 1e12, "TIB" => 1L << 40,
-            _ => throw new FormatException($"'{text}' has an unknown unit: use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"),
-        };
-        return checked((long)(n * unit));
-    }
-}
-
-/// <summary>Durations: 500ms, 30s, 10m, 12h, 7d, or a plain number of seconds. One reading for every flag and setting.</summary>
-public static class Duration
-{
-    public static TimeSpan Parse(string text)
-    {
-        string s = text.Trim().ToLowerInvariant();
-        (string number, double seconds) = s.EndsWith("ms", StringComparison.Ordinal) ? (s[..^2], 0.001)
-            : s.EndsWith('s') ? (s[..^1], 1)
-            : s.EndsWith('m') ? (s[..^1], 60)
-            : s.EndsWith('h') ? (s[..^1], 3600)
-            : s.EndsWith('d') ? (s[..^1], 86400)
-            : (s, 1);
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || value < 0 || double.IsInfinity(value * seconds))
-            throw new FormatException($"'{text}' is not a duration: write e.g. 500ms, 30s, 10m, 12h or 7d");
-        return TimeSpan.FromSeconds(value * seconds);
     }
 }
