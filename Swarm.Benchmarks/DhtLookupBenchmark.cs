@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Swarm.Core.Dht;
+using Swarm.Tests.Support;
 
 namespace Swarm.Benchmarks;
 

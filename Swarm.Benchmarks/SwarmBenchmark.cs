@@ -27,7 +27,7 @@ internal static class SwarmBenchmark
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--size") size = ParseSize(args[++i]);
-            else if (args[i] == "--rate") rate = ByteRate.Parse(args[++i]);
+            else if (args[i] == "--rate") rate = Quantities.ParseRate(args[++i]);
             else counts.Add(int.Parse(args[i], CultureInfo.InvariantCulture));
         }
         if (counts.Count == 0) counts = [4, 8, 16, 32];

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Net;
-using Swarm.Core.Exchange;
 using Swarm.Node;
 
 namespace Swarm.Cli;
@@ -70,12 +69,13 @@ internal static class CommonOptions
         }
     }
 
+    /// <summary>A rate for a command-line option (null: unlimited), read as <see cref="Quantities.ParseRate"/> reads settings.</summary>
     public static long ParseRate(string? text, string option)
     {
         if (text == null) return 0;
         try
         {
-            return ByteRate.Parse(text);
+            return Quantities.ParseRate(text);
         }
         catch (FormatException e)
         {
@@ -83,6 +83,3 @@ internal static class CommonOptions
         }
     }
 }
-
-/// <summary>A command-line value that parsed but makes no sense.</summary>
-internal sealed class UsageException(string message) : Exception(message);

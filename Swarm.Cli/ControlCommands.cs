@@ -130,6 +130,3 @@ internal static class ControlCommands
         }
     }
 }
-
-/// <summary>No node answers on the control socket of the data directory.</summary>
-internal sealed class NodeNotRunningException(string message) : Exception(message);

@@ -1,14 +1,16 @@
+using Swarm.Node;
+
 namespace Swarm.Cli;
 
 internal static class Durations
 {
-    /// <summary>A positive duration for a command-line option, read as <see cref="Swarm.Node.Duration"/> reads settings.</summary>
+    /// <summary>A positive duration for a command-line option, read as <see cref="Quantities.ParseDuration"/> reads settings.</summary>
     public static TimeSpan Parse(string text, string option)
     {
         TimeSpan value;
         try
         {
-            value = Swarm.Node.Duration.Parse(text);
+            value = Quantities.ParseDuration(text);
         }
         catch (FormatException e)
         {

@@ -73,6 +73,9 @@ public sealed class DhtNode : IAsyncDisposable
 
     internal RoutingTable RoutingTable => _table;
 
+    /// <summary>Whether this node's routing table holds <paramref name="id"/>.</summary>
+    public bool KnowsNode(Hash256 id) => _table.Contains(id);
+
     /// <summary>Binds the UDP socket (port 0 picks a free port) and starts serving and the periodic maintenance.</summary>
     public void Start(IPEndPoint udpListen)
     {
@@ -153,7 +156,7 @@ public sealed class DhtNode : IAsyncDisposable
         (await LookupAsync(target, cancellationToken).ConfigureAwait(false)).Closest;
 
     /// <summary>An iterative find-node lookup, with what it cost.</summary>
-    internal async Task<LookupResult> LookupAsync(Hash256 target, CancellationToken cancellationToken)
+    public async Task<LookupResult> LookupAsync(Hash256 target, CancellationToken cancellationToken)
     {
         var request = new FindNodeRequest(target);
         return await RunLookupAsync(target, async (c, ct) =>
@@ -167,11 +170,11 @@ public sealed class DhtNode : IAsyncDisposable
     public async Task<IReadOnlyList<ProviderRecord>> FindProvidersAsync(Hash256 key, CancellationToken cancellationToken) =>
         (await LookupProvidersAsync(key, cancellationToken).ConfigureAwait(false)).Providers;
 
-    /// <summary>As <see cref="FindProvidersAsync"/>, also telling how many nodes answered: none means the DHT was not reached, not that nobody provides.</summary>
+    /// <summary>As <see cref="FindProvidersAsync"/>, also telling what the lookup cost and how many nodes answered: none means the DHT was not reached, not that nobody provides.</summary>
     public async Task<ProviderSearch> SearchProvidersAsync(Hash256 key, CancellationToken cancellationToken)
     {
         var (providers, lookup, _) = await LookupProvidersAsync(key, cancellationToken).ConfigureAwait(false);
-        return new ProviderSearch(providers, lookup.Answered, lookup.Queries);
+        return new ProviderSearch(providers, lookup);
     }
 
     internal async Task<(List<ProviderRecord> Providers, LookupResult Lookup, Dictionary<Hash256, byte[]> Tokens)> LookupProvidersAsync(Hash256 key, CancellationToken cancellationToken)

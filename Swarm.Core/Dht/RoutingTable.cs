@@ -3,7 +3,7 @@ using Swarm.Core.Content;
 
 namespace Swarm.Core.Dht;
 
-internal enum AddOutcome
+public enum AddOutcome
 {
     /// <summary>A new contact went into its bucket.</summary>
     Added,
@@ -17,7 +17,7 @@ internal enum AddOutcome
     Rejected,
 }
 
-internal readonly record struct AddResult(AddOutcome Outcome, Contact ToPing = default);
+public readonly record struct AddResult(AddOutcome Outcome, Contact ToPing = default);
 
 /// <summary>
 /// Kademlia routing table: 256 buckets of at most k contacts, bucket i holding the nodes whose id shares exactly i leading bits
@@ -25,7 +25,7 @@ internal readonly record struct AddResult(AddOutcome Outcome, Contact ToPing = d
 /// repeated request failures). Only nodes that answered one of our requests are offered to <see cref="Observe"/>.
 /// Thread-safe (one lock; every operation is short).
 /// </summary>
-internal sealed class RoutingTable
+public sealed class RoutingTable
 {
     public const int Buckets = 256;
 

@@ -9,7 +9,11 @@ public static partial class ByteRate
     [GeneratedRegex(@"^\s*(?<n>\d+(\.\d+)?)\s*(?<p>[kKmMgGtT]?)(?<i>i?)(?<u>bits?|bps|B|)(/s|ps)?\s*$")]
     private static partial Regex Pattern();
 
-    /// <summary>Bytes per second; 0 means unlimited. Throws <see cref="FormatException"/> with the accepted forms.</summary>
+    /// <summary>
+    /// Bytes per second; 0 means unlimited. Throws <see cref="FormatException"/> with the accepted forms. The settings and
+    /// the command line read rates with Swarm.Node's <c>Quantities.ParseRate</c>, the one reading of quantities; this copy
+    /// stays only while the node's control API (ControlApi.cs) calls it, and goes once that reads rates through Quantities.
+    /// </summary>
     public static long Parse(string text)
     {
         if (text.Trim() is "0" or "unlimited" or "") return 0;

@@ -8,7 +8,7 @@ namespace Swarm.Tests.Cli;
 /// Identical requests share one transfer: several <c>get</c>s of one URL or id through one node, several embedded
 /// <c>get</c>s in one data directory, and a <c>get</c> that meets the task a restarted node resumed.
 /// </summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)] // many processes at once: run alone
+[Collection(DhtNetworkCollection.Name)] // many processes at once: run alone
 public class CoalesceTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);

@@ -8,7 +8,7 @@ namespace Swarm.Tests.Cli;
 /// with their registry mirrors, containerd pulling through them with hosts.toml written by <c>swarm containerd-config</c>,
 /// skopeo copying through a mirror, and <c>swarm seed oci://</c> preheating an image.
 /// </summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)]
+[Collection(DhtNetworkCollection.Name)]
 public class ContainerImageTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);

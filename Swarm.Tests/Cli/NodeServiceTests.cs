@@ -8,7 +8,7 @@ namespace Swarm.Tests.Cli;
 /// The node service as an operator uses it: <c>swarm node</c> running, and <c>get</c>, <c>status</c>, <c>ls</c>, <c>rm</c>,
 /// <c>limit</c> talking to it through its control socket; metrics; SIGTERM mid-download and restart; quota; bad settings.
 /// </summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)]
+[Collection(DhtNetworkCollection.Name)]
 public class NodeServiceTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);

@@ -3,7 +3,7 @@ using Swarm.Tests.Support;
 namespace Swarm.Tests.Cli;
 
 /// <summary>URLs through the real <c>swarm</c> command: seed from an origin once, get through the swarm, back to source.</summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)] // ten processes at once: run alone
+[Collection(DhtNetworkCollection.Name)] // ten processes at once: run alone
 public class OriginCommandTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(90);

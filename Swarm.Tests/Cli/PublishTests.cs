@@ -4,7 +4,7 @@ using Swarm.Tests.Support;
 namespace Swarm.Tests.Cli;
 
 /// <summary>The deployable build: one self-contained executable that runs on a host without .NET.</summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)] // publishing is heavy: not beside timing-sensitive tests
+[Collection(DhtNetworkCollection.Name)] // publishing is heavy: not beside timing-sensitive tests
 public class PublishTests
 {
     private static string RepositoryRoot()

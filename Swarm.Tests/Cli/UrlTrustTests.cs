@@ -5,7 +5,6 @@ using Swarm.Core.Dht;
 using Swarm.Core.Identity;
 using Swarm.Core.Sources;
 using Swarm.Node;
-using Swarm.Tests.Dht;
 using Swarm.Tests.Support;
 
 namespace Swarm.Tests.Cli;

@@ -14,7 +14,7 @@ namespace Swarm.Tests.Node;
 /// start of the piece being read) and the next run asks the origin for the rest only, with a range request conditional on
 /// the same version; if the origin has another version by then, the new run ingests that one whole.
 /// </summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)]
+[Collection(DhtNetworkCollection.Name)]
 public class IngestResumeTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

@@ -15,7 +15,7 @@ namespace Swarm.Tests.Node;
 /// a downloader gets pieces long before the origin has sent the whole file, verifies each against the ingester's signed
 /// hash, and ends with the same sealed content as the ingester.
 /// </summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)]
+[Collection(DhtNetworkCollection.Name)]
 public class LiveIngestTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

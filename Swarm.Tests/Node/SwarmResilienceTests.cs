@@ -17,7 +17,7 @@ namespace Swarm.Tests.Node;
 /// Whole swarms in one process (real sockets on loopback, the DHT, per-node rate limits) facing a node that lies and a
 /// node that dies mid-transfer.
 /// </summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)] // heavy: runs alone, like the big DHT tests
+[Collection(DhtNetworkCollection.Name)] // heavy: runs alone, like the big DHT tests
 public class SwarmResilienceTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

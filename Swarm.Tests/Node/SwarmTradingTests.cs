@@ -10,7 +10,7 @@ using Swarm.Tests.Support;
 namespace Swarm.Tests.Node;
 
 /// <summary>Whole swarms in one process: real sockets on loopback, the DHT for discovery, per-node rate limits.</summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)] // heavy: runs alone, like the big DHT tests
+[Collection(DhtNetworkCollection.Name)] // heavy: runs alone, like the big DHT tests
 public class SwarmTradingTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
