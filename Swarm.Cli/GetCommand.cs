@@ -61,17 +61,26 @@ internal static class GetCommand
                 var lingerFor = parse.GetValue(linger) is { } l ? Durations.Parse(l, "--linger") : TimeSpan.Zero;
                 string path = parse.GetValue(output)!.FullName;
                 // Decided now, so that an output swarm must not write (a directory, a socket) costs no transfer.
-                Swarm.Core.Storage.OutputTarget.Inspect(path);
+                var target = Swarm.Core.Storage.OutputTarget.Inspect(path);
                 string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
                 using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
                 {
                     if (client != null)
-                        return await RemoteTask.RunAsync("get", client, new TaskRequest
+                    {
+                        var request = new TaskRequest
                         {
                             Source = parse.GetValue(id)!, Output = path, Tag = parse.GetValue(tag), Filters = parse.GetValue(filters) ?? [],
                             Headers = parse.GetValue(headers) ?? [], Digest = parse.GetValue(digest), NoBackToSource = parse.GetValue(noBackToSource),
                             Peers = [.. peerList.Select(p => p.ToString())],
-                        }, progress, ct).ConfigureAwait(false);
+                        };
+                        if (!OperatingSystem.IsLinux()) return await RemoteTask.RunAsync("get", client, request, progress, ct).ConfigureAwait(false);
+                        // The output is opened here and the open file handed to the node: it is written with this user's rights and
+                        // lands where this process sees it, whatever the node's user and mount namespace (a service's PrivateTmp).
+                        using var output = await Swarm.Core.Storage.OutputFile.OpenAsync(target, line => progress.WriteLine($"swarm: get: {line}"), ct).ConfigureAwait(false);
+                        string token = await client.HandOverAsync(output.Handle, ct).ConfigureAwait(false);
+                        output.HandedOver();
+                        return await RemoteTask.RunAsync("get", client, request with { OutputToken = token }, progress, ct, output).ConfigureAwait(false);
+                    }
                 }
                 var trustedPublishers = url == null ? new HashSet<Swarm.Core.Content.Hash256>()
                     : NodeConfig.LoadOne(dir, "trusted-publishers", parse.GetValue(trusted), TrustedPublishers.Parse);

@@ -58,6 +58,18 @@ internal sealed class NodeClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Hands the node an output file this process opened (<see cref="HandedOutputs"/>, beside the control socket) and returns
+    /// the token a task request names it by.
+    /// </summary>
+    public async Task<string> HandOverAsync(Microsoft.Win32.SafeHandles.SafeFileHandle file, CancellationToken cancellationToken)
+    {
+        string path = HandedOutputs.SocketPath(Path.GetDirectoryName(SocketPath)!);
+        if (!File.Exists(path))
+            throw new IOException($"the node running on {SocketPath} takes no output files from other processes (it has no {path}: an older version?); restart it with this version of swarm");
+        return await Task.Run(() => HandedOutputs.HandOver(path, file, TimeSpan.FromSeconds(10)), cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task<T> GetAsync<T>(string path, CancellationToken cancellationToken)
     {
         using var response = await _http.GetAsync(path, cancellationToken).ConfigureAwait(false);

@@ -7,7 +7,12 @@ namespace Swarm.Cli;
 /// <summary>Runs a get or seed on the node that runs with the same data directory, showing its progress here.</summary>
 internal static class RemoteTask
 {
-    public static async Task<int> RunAsync(string command, NodeClient client, TaskRequest request, ProgressLine progress, CancellationToken ct)
+    /// <summary>
+    /// <paramref name="output"/>: the get's output, opened here and handed to the node (the request names it by
+    /// <see cref="TaskRequest.OutputToken"/>); given its name here once the node has written it.
+    /// </summary>
+    public static async Task<int> RunAsync(string command, NodeClient client, TaskRequest request, ProgressLine progress, CancellationToken ct,
+        Swarm.Core.Storage.OutputFile? output = null)
     {
         var clock = Stopwatch.StartNew();
         Console.Error.WriteLine($"swarm: {command}: handing this to the node running on {client.SocketPath}");
@@ -33,7 +38,10 @@ internal static class RemoteTask
                 catch (HttpRequestException)
                 {
                     progress.Finish();
-                    Console.Error.WriteLine($"swarm: {command}: the node stopped while task {task.Id} ran; verified pieces are kept and the node resumes the task when it starts again ('swarm ls' shows it)");
+                    Console.Error.WriteLine(output == null
+                        ? $"swarm: {command}: the node stopped while task {task.Id} ran; verified pieces are kept and the node resumes the task when it starts again ('swarm ls' shows it)"
+                        : $"swarm: {command}: the node stopped while task {task.Id} ran; verified pieces are kept and the node resumes the task when it starts again, " +
+                          $"into its store only: run the same get again to write {request.Output} (a node writes only the files a running get hands it)");
                     return ExitCodes.Unavailable;
                 }
                 if (now.Total > 0) progress.Report(now.Verified, now.Total, now.Peers);
@@ -41,6 +49,14 @@ internal static class RemoteTask
                 progress.Finish();
                 if (now.State == "done")
                 {
+                    try
+                    {
+                        output?.Commit(now.Total);
+                    }
+                    catch (IOException e)
+                    {
+                        return Errors.Report(command, e);
+                    }
                     double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
                     if (request.Kind == "seed")
                     {

@@ -65,6 +65,9 @@ public static class NodeHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeRuntime>());
         builder.Services.AddSingleton<StoreJanitor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<StoreJanitor>());
+        // After NodeRuntime, which makes the data directory: the output socket lives in it.
+        builder.Services.AddSingleton(sp => new HandedOutputs(HandedOutputs.SocketPath(config.DataDirectory), sp.GetRequiredService<ILogger<HandedOutputs>>(), TimeProvider.System));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<HandedOutputs>());
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -149,11 +152,13 @@ public static class NodeHost
         app.MapGet("/v1/tasks", (NodeRuntime r) => Results.Json(r.Tasks));
         app.MapGet("/v1/dht", (NodeRuntime r) => r.Node.Dht is { } dht ? Results.Json(DhtView.From(dht.GetStats())) : Error(503, "the node runs without a DHT"));
         app.MapGet("/v1/tasks/{id}", (NodeRuntime r, string id) => r.FindTask(id) is { } t ? Results.Json(t) : Error(404, $"no task {id}"));
-        app.MapPost("/v1/tasks", (NodeRuntime r, TaskRequest request) =>
+        app.MapPost("/v1/tasks", (NodeRuntime r, HandedOutputs outputs, TaskRequest request) =>
         {
+            // A file the client handed over (the CLI always does, so that the output is written with its rights, where it sees it).
+            var output = outputs.Claim(request.OutputToken);
             try
             {
-                var task = r.Start(request);
+                var task = r.Start(request, output);
                 return Results.Json(task, statusCode: 201);
             }
             catch (ArgumentException e)

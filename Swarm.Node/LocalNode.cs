@@ -195,14 +195,23 @@ public sealed class LocalNode : IAsyncDisposable
     /// hash check in the store are dropped and fetched again from <paramref name="peers"/> and the DHT before the export is
     /// tried again, so a wrong byte never reaches the output. Returns the exported content.
     /// </summary>
-    public async Task<StoredContent> ExportCheckedAsync(StoredContent content, string outputPath, Bitfield? verifiedInMemory, IReadOnlyList<IPEndPoint> peers,
-        IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
+    public Task<StoredContent> ExportCheckedAsync(StoredContent content, string outputPath, Bitfield? verifiedInMemory, IReadOnlyList<IPEndPoint> peers,
+        IProgress<TransferProgress>? progress, CancellationToken cancellationToken) =>
+        ExportCheckedAsync(content, outputPath, (c, inMemory) => c.Export(outputPath, inMemory), verifiedInMemory, peers, progress, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ExportCheckedAsync(StoredContent, string, Bitfield?, IReadOnlyList{IPEndPoint}, IProgress{TransferProgress}?, CancellationToken)"/>,
+    /// with <paramref name="export"/> doing the writing (a file a client handed over: <see cref="HandedOutput.Write"/>);
+    /// <paramref name="outputPath"/> names the output in messages.
+    /// </summary>
+    public async Task<StoredContent> ExportCheckedAsync(StoredContent content, string outputPath, Action<StoredContent, Bitfield?> export, Bitfield? verifiedInMemory,
+        IReadOnlyList<IPEndPoint> peers, IProgress<TransferProgress>? progress, CancellationToken cancellationToken)
     {
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                content.Export(outputPath, verifiedInMemory);
+                export(content, verifiedInMemory);
                 return content;
             }
             catch (PieceRottenException rot) when (attempt < 3)

@@ -17,8 +17,17 @@ public sealed record TaskRequest
     public string Kind { get; init; } = "get";
     /// <summary>swarm://id, an http(s) URL, or (seed) a file path on the node's host.</summary>
     public required string Source { get; init; }
-    /// <summary>Where the node writes the verified file (absolute path); none: keep it in the store only.</summary>
+    /// <summary>
+    /// Where the verified file goes (absolute path); none: keep it in the store only. Without <see cref="OutputToken"/> the node
+    /// writes this path itself, as the node's user and in the node's view of the file system; with one, the path is the
+    /// client's and only shown.
+    /// </summary>
     public string? Output { get; init; }
+    /// <summary>
+    /// The output file the client opened itself and handed over on the output socket (<see cref="HandedOutputs"/>): the token it
+    /// got back. The node writes the verified bytes into that file; the client gives it its name.
+    /// </summary>
+    public string? OutputToken { get; init; }
     public string? Tag { get; init; }
     public string[] Filters { get; init; } = [];
     public string[] Headers { get; init; } = [];
@@ -32,7 +41,7 @@ public sealed record TaskRequest
     /// The request as it may be shown (<c>ls</c>, <c>status</c>, the control API): the source through
     /// <see cref="TaskKey.Redact(string, IReadOnlyCollection{string})"/>, headers as <c>Name: REDACTED</c>.
     /// </summary>
-    public TaskRequest Redacted(SecretRedactor redactor) => this with { Source = redactor.Source, Headers = [.. redactor.Headers] };
+    public TaskRequest Redacted(SecretRedactor redactor) => this with { Source = redactor.Source, Headers = [.. redactor.Headers], OutputToken = null };
 }
 
 /// <summary>A task as the control API reports it.</summary>
@@ -74,7 +83,11 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
 
     private sealed class TaskState(string id, TaskRequest request) : IDisposable
     {
-        public void Dispose() => Cancel.Dispose();
+        public void Dispose()
+        {
+            Cancel.Dispose();
+            Output?.Dispose();
+        }
 
         public readonly string Id = id;
         /// <summary>The real request (headers, signed URL): in memory and in the 0600 task list only, because a resumed task needs it.</summary>
@@ -83,6 +96,8 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         public readonly SecretRedactor Redactor = new(request.Source, request.Filters, request.Headers);
         public readonly DateTimeOffset Started = DateTimeOffset.UtcNow;
         public readonly CancellationTokenSource Cancel = new();
+        /// <summary>The file the client handed over for its output (<see cref="TaskRequest.OutputToken"/>); closed when the task ends.</summary>
+        public HandedOutput? Output;
         public volatile string State = "running";
         public string? Error;
         public string? ErrorKind;
@@ -161,7 +176,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         {
             try
             {
-                Start(request, id);
+                Start(request, id: id);
                 resumed++;
             }
             catch (Exception e) when (e is ArgumentException or FormatException or IOException)
@@ -226,23 +241,39 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
 
     public TaskInfo? FindTask(string id) => _tasks.TryGetValue(id, out var t) ? t.Info() : null;
 
-    /// <summary>Starts a task; returns it at once (poll <see cref="FindTask"/> for progress).</summary>
-    public TaskInfo Start(TaskRequest request, string? id = null)
+    /// <summary>
+    /// Starts a task; returns it at once (poll <see cref="FindTask"/> for progress). <paramref name="output"/>: the file the
+    /// client handed over for <see cref="TaskRequest.OutputToken"/>, owned by the task from here on (closed here when the
+    /// request is refused).
+    /// </summary>
+    public TaskInfo Start(TaskRequest request, HandedOutput? output = null, string? id = null)
     {
-        Validate(request);
-        var task = new TaskState(id ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)), request);
+        try
+        {
+            Validate(request, output);
+        }
+        catch
+        {
+            output?.Dispose();
+            throw;
+        }
+        var task = new TaskState(id ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6)), request) { Output = output };
         _tasks[task.Id] = task;
         task.Run = Task.Run(() => RunAsync(task));
         SaveTasks();
         return task.Info();
     }
 
-    private static void Validate(TaskRequest request)
+    private static void Validate(TaskRequest request, HandedOutput? output)
     {
         if (request.Kind is not ("get" or "seed")) throw new ArgumentException($"unknown task kind '{request.Kind}': get or seed");
+        if (request.OutputToken != null && output == null)
+            throw new ArgumentException("the output file this request names was not handed to this node, or too long ago; run the get again");
+        if (output != null && request.Kind != "get") throw new ArgumentException("only a get writes an output file");
         if (request.Output != null && !Path.IsPathFullyQualified(request.Output)) throw new ArgumentException($"output '{request.Output}' must be an absolute path");
-        // What the output is (file, FIFO, device, link) is decided before the download: a refusal costs no transfer.
-        if (request.Output != null)
+        // What the output is (file, FIFO, device, link) is decided before the download: a refusal costs no transfer. A file the
+        // client handed over was decided there (the path is the client's: the node may not even see it).
+        if (request.Output != null && output == null)
         {
             try
             {
@@ -375,8 +406,17 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             task.Content ??= content.Id;
             task.Total = task.Verified = content.Layout.Length;
             if (request.Digest is { } digest) ContentDigest.Verify(content, digest);
-            if (request.Output != null)
+            if (task.Output is { } handed)
+            {
+                string shown = request.Output ?? "the output";
+                content = await node.ExportCheckedAsync(content, shown, (c, inMemory) => handed.Write(c, inMemory, shown, ct), verifiedInMemory,
+                    [.. request.Peers.Select(EndPoints.Parse)], SwarmProgress(task), ct).ConfigureAwait(false);
+                handed.Dispose(); // before the task is done: a FIFO's reader then sees the end, and the client names a complete file
+            }
+            else if (request.Output != null)
+            {
                 content = await node.ExportCheckedAsync(content, request.Output, verifiedInMemory, [.. request.Peers.Select(EndPoints.Parse)], SwarmProgress(task), ct).ConfigureAwait(false);
+            }
             ContentUsed?.Invoke(content.Id);
             task.State = "done";
         }
@@ -404,6 +444,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         }
         finally
         {
+            task.Output?.Dispose();
             task.Finished = DateTimeOffset.UtcNow;
             if (!_stop.IsCancellationRequested) SaveTasks();
         }
@@ -503,7 +544,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         try
         {
             var unfinished = _tasks.Values.Where(t => t.State == "running" || (t.State == "interrupted" && _stop.IsCancellationRequested))
-                .Select(t => new SavedTask(t.Id, t.Request)).ToList();
+                .Select(t => new SavedTask(t.Id, Resumable(t.Request))).ToList();
             string path = Path.Combine(Config.DataDirectory, TasksFile);
             lock (_tasks)
             {
@@ -523,6 +564,13 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
             _logger.LogWarning("could not save the task list: {Error}", e.Message);
         }
     }
+
+    /// <summary>
+    /// A task as a restarted node resumes it. A file the client handed over does not outlive this process, and the path is the
+    /// client's (another mount namespace, another user's rights): the resumed task fetches into the store only, and the same get
+    /// run again writes the file.
+    /// </summary>
+    private static TaskRequest Resumable(TaskRequest request) => request.OutputToken == null ? request : request with { OutputToken = null, Output = null };
 
     private List<(string Id, TaskRequest Request)> LoadTasks()
     {

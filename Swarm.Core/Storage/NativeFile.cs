@@ -16,8 +16,36 @@ internal static partial class NativeFile
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Statx(Microsoft.Win32.SafeHandles.SafeFileHandle fd, string path, int flags, uint mask, ref byte buffer);
 
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int Fcntl(Microsoft.Win32.SafeHandles.SafeFileHandle fd, int command, int argument);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint Write(Microsoft.Win32.SafeHandles.SafeFileHandle fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(Microsoft.Win32.SafeHandles.SafeFileHandle fd);
+
+    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LinkAt(int oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Rename(string oldPath, string newPath);
+
+    [LibraryImport("libc", EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Unlink(string path);
+
     private const int ReadWrite = 2, Direct = 0x4000, CloseOnExec = 0x80000; // Linux x86-64 / arm64 values
     private const int WriteOnly = 1, NoControllingTty = 0x100;
+    private const int AccessModeMask = 3, Create = 0x40, Exclusive = 0x80, Append = 0x400, NonBlocking = 0x800; // the same on every Linux architecture
+    private const int TemporaryFile = 0x400000; // __O_TMPFILE, given with O_DIRECTORY
+    // O_DIRECTORY and O_NOFOLLOW differ: arm and arm64 have their own values, the others (x86-64 among them) the generic ones.
+    private static readonly bool ArmFlags = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm;
+    private static int DirectoryOnly => ArmFlags ? 0x4000 : 0x10000;
+    private static int NoFollow => ArmFlags ? 0x8000 : 0x20000;
+    private const int GetStatusFlags = 3, SetStatusFlags = 4; // F_GETFL, F_SETFL
+    private const int AtSymlinkFollow = 0x400;
+    /// <summary>rw-rw-rw-, less the umask: what open(2) callers such as curl and cp ask for.</summary>
+    private const int NewFileMode = 0x1B6;
     // statx(2): the same layout on every Linux architecture, unlike struct stat.
     private const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100, AtEmptyPath = 0x1000;
     private const uint StatxType = 1, StatxMode = 2;
@@ -96,6 +124,91 @@ internal static partial class NativeFile
         error = Marshal.GetLastPInvokeErrorMessage();
         return null;
     }
+
+    /// <summary>
+    /// open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC): for a FIFO, fails at once with ENXIO while it has no reader
+    /// instead of blocking; clear the flag with <see cref="SetBlocking"/> once it is open.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenForWritingNonBlocking(string path, out int errno) =>
+        Opened(Open(path, WriteOnly | NonBlocking | NoControllingTty | CloseOnExec, 0), out errno);
+
+    /// <summary>
+    /// An unnamed regular file in <paramref name="directory"/> (O_TMPFILE), open for writing: it vanishes if this process
+    /// dies before <see cref="LinkUnnamed"/> gives it a name. Null and the errno where the file system cannot (EOPNOTSUPP,
+    /// EISDIR or EINVAL on old kernels) or the user may not.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle? CreateUnnamed(string directory, out int errno) =>
+        Opened(Open(directory, TemporaryFile | DirectoryOnly | WriteOnly | CloseOnExec, NewFileMode), out errno);
+
+    /// <summary>open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666): a new file, never an existing one or a link.</summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle? CreateExclusive(string path, out int errno) =>
+        Opened(Open(path, WriteOnly | Create | Exclusive | NoFollow | CloseOnExec, NewFileMode), out errno);
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle? Opened(int fd, out int errno)
+    {
+        errno = fd >= 0 ? 0 : Marshal.GetLastPInvokeError();
+        return fd >= 0 ? new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true) : null;
+    }
+
+    /// <summary>Gives a file made by <see cref="CreateUnnamed"/> the name <paramref name="path"/> (which must not exist); 0 or the errno.</summary>
+    public static int LinkUnnamed(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
+    {
+        // linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH; the /proc link is what open(2) documents for everyone else.
+        string self = "/proc/self/fd/" + handle.DangerousGetHandle().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return LinkAt(AtFdCwd, self, AtFdCwd, path, AtSymlinkFollow) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>Whether <see cref="LinkUnnamed"/> can work here (/proc is mounted).</summary>
+    public static bool CanLinkUnnamed => OperatingSystem.IsLinux() && Directory.Exists("/proc/self/fd");
+
+    /// <summary>rename(2); 0 or the errno.</summary>
+    public static int RenameOver(string from, string to) => Rename(from, to) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    /// <summary>unlink(2); 0 or the errno.</summary>
+    public static int Remove(string path) => Unlink(path) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    /// <summary>How an open file was opened (fcntl F_GETFL).</summary>
+    public static OpenFlags FlagsOf(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        int flags = Fcntl(handle, GetStatusFlags, 0);
+        if (flags < 0) throw new IOException($"cannot look at an open file ({Marshal.GetLastPInvokeErrorMessage()})");
+        int access = flags & AccessModeMask;
+        return new OpenFlags(Writable: access is WriteOnly or ReadWrite, Appends: (flags & Append) != 0, NonBlocking: (flags & NonBlocking) != 0);
+    }
+
+    /// <summary>Clears O_NONBLOCK.</summary>
+    public static void SetBlocking(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        int flags = Fcntl(handle, GetStatusFlags, 0);
+        if (flags < 0 || Fcntl(handle, SetStatusFlags, flags & ~NonBlocking) < 0)
+            throw new IOException($"cannot change how an open file is written ({Marshal.GetLastPInvokeErrorMessage()})");
+    }
+
+    /// <summary>write(2) until all of <paramref name="data"/> is written (a pipe takes it in parts); 0 or the errno.</summary>
+    public static unsafe int WriteAll(Microsoft.Win32.SafeHandles.SafeFileHandle handle, ReadOnlySpan<byte> data)
+    {
+        const int EINTR = 4, EIO = 5;
+        fixed (byte* start = data)
+        {
+            int done = 0;
+            while (done < data.Length)
+            {
+                nint n = Write(handle, start + done, (nuint)(data.Length - done));
+                if (n > 0)
+                {
+                    done += (int)n;
+                    continue;
+                }
+                if (n == 0) return EIO; // a write that takes nothing would loop for ever
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != EINTR) return errno;
+            }
+            return 0;
+        }
+    }
+
+    /// <summary>fsync(2); 0 or the errno.</summary>
+    public static int Sync(Microsoft.Win32.SafeHandles.SafeFileHandle handle) => Fsync(handle) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
     /// <summary>
     /// Opens an existing file for writing with O_DIRECT (writes go to the device without a page-cache copy), or returns

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.InteropServices;
 
 namespace Swarm.Core.Storage;
@@ -13,8 +12,6 @@ namespace Swarm.Core.Storage;
 /// </summary>
 public sealed class OutputTarget
 {
-    // Pooled, and large enough that a FIFO reader sees few wake-ups; small enough to stay out of the large-object heap churn.
-    private const int ChunkSize = 1 << 20;
     private const int EPERM = 1, EACCES = 13, ELOOP = 40;
 
     private OutputTarget(string path, string filePath, UnixFileType type, bool viaSymlink)
@@ -116,7 +113,7 @@ public sealed class OutputTarget
 
     /// <summary>
     /// Opens the FIFO or device for writing (following a symbolic link, creating nothing; truncation does not apply to
-    /// either) and streams the verified content into it in pooled chunks. Blocks, as curl does, until a FIFO has a reader.
+    /// either) and streams the verified content into it (<see cref="VerifiedCopy"/>). Blocks, as curl does, until a FIFO has a reader.
     /// </summary>
     public void WriteThrough(StoredContent content)
     {
@@ -130,30 +127,6 @@ public sealed class OutputTarget
         var opened = NativeFile.Stat(handle);
         if (OperatingSystem.IsLinux() && opened.Type != Type)
             throw new OutputTargetException($"-o {Path} was {kind} when the download started and is {UnixFileStatus.Describe(opened.Type)} now; nothing was written: run the same get again");
-        using var stream = new FileStream(handle, FileAccess.Write, bufferSize: 0);
-        long length = content.Layout.Length, offset = 0;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
-        try
-        {
-            while (offset < length)
-            {
-                int n = (int)Math.Min(ChunkSize, length - offset);
-                content.ReadVerified(offset, buffer.AsSpan(0, n)); // checked as it goes out: a rotten byte never reaches the pipe
-                try
-                {
-                    stream.Write(buffer, 0, n);
-                }
-                catch (IOException e)
-                {
-                    string why = e.HResult == 32 ? "its reader went away" : e.Message; // EPIPE
-                    throw new IOException($"writing to {kind} {Path} stopped after {offset:N0} of {length:N0} bytes ({why}); the content stays in the store: run the same get again", e);
-                }
-                offset += n;
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        VerifiedCopy.Into(content, handle, seekable: false, $"{kind} {Path}", CancellationToken.None);
     }
 }

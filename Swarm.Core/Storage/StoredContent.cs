@@ -404,7 +404,7 @@ public sealed class StoredContent : IDisposable
     }
 
     /// <summary>The at-rest check of <see cref="Export"/>: throws <see cref="PieceRottenException"/> (the pieces are dropped) when a stored piece fails.</summary>
-    private void VerifyBeforeExport(Bitfield? verifiedInMemory)
+    internal void VerifyBeforeExport(Bitfield? verifiedInMemory)
     {
         var rotten = CheckStoredPieces(verifiedInMemory);
         if (rotten.Count == 0) return;
@@ -426,9 +426,7 @@ public sealed class StoredContent : IDisposable
     /// </remarks>
     public void Export(string outputPath, Bitfield? verifiedInMemory = null)
     {
-        if (!IsComplete) throw new InvalidOperationException($"{Id} is not complete ({Verified.Count}/{Layout.PieceCount} pieces verified)");
-        if (!StampMatches())
-            throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); run 'swarm get' again to repair it [{DescribeStamp()}]");
+        EnsureExportable();
         VerifyBeforeExport(verifiedInMemory);
         string full = Path.GetFullPath(outputPath);
         // Never replace a FIFO, a device or a symbolic link with a hard link into the store (issue #13): see OutputTarget.
@@ -455,6 +453,14 @@ public sealed class StoredContent : IDisposable
             try { File.Delete(tmp); } catch (IOException) { }
             throw;
         }
+    }
+
+    /// <summary>What every export checks first: the content is complete, and its data file was not modified outside swarm.</summary>
+    internal void EnsureExportable()
+    {
+        if (!IsComplete) throw new InvalidOperationException($"{Id} is not complete ({Verified.Count}/{Layout.PieceCount} pieces verified)");
+        if (!StampMatches())
+            throw new ContentModifiedException($"the stored data of {Id} was modified outside swarm (an exported file was written in place?); run 'swarm get' again to repair it [{DescribeStamp()}]");
     }
 
     private long? _stamp;

@@ -186,9 +186,18 @@ public sealed class SecretsTests
 
         await using var restarted = await StartNodeAsync(data, FreePort.Get());
         Assert.Contains("1 task(s) resumed", restarted.Stderr, StringComparison.Ordinal);
-        await Poll.UntilAsync(() => File.Exists(output), Timeout, "the resumed task to write the file");
-        Assert.Equal(content, File.ReadAllBytes(output));
+        // The resumed task fetches into the store (the stopped get's output file went with it); the same get again writes it.
+        await Poll.UntilAsync(async () =>
+        {
+            await using var ls = await SwarmProcess.RunAsync(Timeout, "ls", "--json", "--data-dir", data);
+            Assert.True(ls.ExitCode == 0, ls.ToString());
+            return System.Text.Json.JsonDocument.Parse(ls.Stdout).RootElement.GetProperty("tasks").EnumerateArray().Any(t => t.GetProperty("state").GetString() == "done");
+        }, Timeout, "the resumed task to finish");
         var after = origin.Authorizations.Skip(before).ToList();
+        Assert.False(File.Exists(output), "a resumed task writes no file: only a running get hands the node its output");
+        string again = await RunOkAsync(GetArgs(origin, "/slow.bin", output, data));
+        Assert.Equal(content, File.ReadAllBytes(output));
+        AssertNoSecret(again, "the second get");
         Assert.NotEmpty(after);
         Assert.All(after, a => Assert.Equal(Authorization, a));
         AssertNoSecret(await RunOkAsync("ls", "--json", "--data-dir", data), "ls --json");

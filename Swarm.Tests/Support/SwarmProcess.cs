@@ -18,15 +18,27 @@ public sealed class SwarmProcess : IAsyncDisposable
     public static SwarmProcess Start(params string[] args) => StartWith(null, args);
 
     /// <summary>Starts with extra environment variables (e.g. SWARM_* settings).</summary>
-    public static SwarmProcess StartWith(IReadOnlyDictionary<string, string>? environment, params string[] args)
+    public static SwarmProcess StartWith(IReadOnlyDictionary<string, string>? environment, params string[] args) => StartUnder([], environment, args);
+
+    /// <summary>
+    /// Starts under another program that runs <c>dotnet swarm.dll ARGS</c> as its last arguments (e.g. <c>setpriv … </c> to
+    /// run as another user, <c>unshare … </c> in another namespace); <see cref="Id"/> is that program's process, which should
+    /// exec the command so that signals reach it.
+    /// </summary>
+    public static SwarmProcess StartUnder(IReadOnlyList<string> wrapper, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(wrapper.Count > 0 ? wrapper[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (wrapper.Count > 0)
+        {
+            foreach (var w in wrapper.Skip(1)) psi.ArgumentList.Add(w);
+            psi.ArgumentList.Add("dotnet");
+        }
         psi.ArgumentList.Add(CliPath);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
