@@ -8,7 +8,7 @@ namespace Swarm.Core.Storage;
 /// Open files passed over a Unix stream socket as SCM_RIGHTS control messages (sendmsg/recvmsg: .NET has no managed API for
 /// them). Linux only; the layouts are glibc's and musl's on 32- and 64-bit (size_t-sized lengths).
 /// </summary>
-internal static unsafe partial class UnixRights
+public static unsafe partial class UnixRights
 {
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     private static partial nint SendMessage(SafeSocketHandle socket, MessageHeader* message, int flags);

@@ -11,7 +11,7 @@ namespace Swarm.Tests.Cli;
 /// write the file into its private tree and report success, and a node running as root must not make the caller's file
 /// root's. The CLI opens -o itself and hands the open file to the node.
 /// </summary>
-[Collection(Swarm.Tests.Dht.DhtNetworkCollection.Name)] // a node, a seed and a client at once: run alone
+[Collection(DhtNetworkCollection.Name)] // a node, a seed and a client at once: run alone
 public class CallerOutputTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);

@@ -4,7 +4,6 @@ using System.Runtime.Versioning;
 using Microsoft.Extensions.Logging.Abstractions;
 using Swarm.Core.Storage;
 using Swarm.Node;
-using Swarm.Tests.Dht;
 using Swarm.Tests.Support;
 
 namespace Swarm.Tests.Node;
