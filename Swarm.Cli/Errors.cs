@@ -1,4 +1,5 @@
-using Swarm.Core.Exchange;
+using Swarm.Core.Sources;
+using Swarm.Node;
 
 namespace Swarm.Cli;
 
@@ -10,20 +11,14 @@ internal static class Errors
     /// </summary>
     public static int Report(string command, Exception e, Func<string?, string>? scrub = null)
     {
-        (int code, string message) = e switch
+        // The kind (and so the exit code) comes from the one mapping the node's tasks use too; the CLI adds what to do.
+        int code = e is UsageException ? ExitCodes.Usage : ExitCodes.For(TaskFailure.Classify(e));
+        string message = e switch
         {
-            UsageException or FormatException => (ExitCodes.Usage, e.Message),
-            PeerUnavailableException => (ExitCodes.Unavailable, e.Message),
-            Swarm.Core.Sources.OriginException => (ExitCodes.Unavailable, e.Message),
-            Swarm.Core.Sources.RegistryException r => (ExitCodes.Unavailable, r.Failure == Swarm.Core.Sources.RegistryFailure.Denied
-                ? r.Message + " (credentials go in registries.json in the data directory, or the file --registry-config names)" : r.Message),
-            Swarm.Node.ConfigException => (ExitCodes.Usage, e.Message),
-            ArgumentException => (ExitCodes.Usage, e.Message),
-            Swarm.Node.DigestMismatchException => (ExitCodes.VerificationFailed, e.Message),
-            FileNotFoundException or DirectoryNotFoundException => (ExitCodes.LocalError, e.Message),
-            UnauthorizedAccessException => (ExitCodes.LocalError, e.Message + " (check permissions, or choose another --data-dir)"),
-            IOException or InvalidDataException => (ExitCodes.LocalError, e.Message),
-            _ => (ExitCodes.LocalError, $"unexpected error: {e}"),
+            RegistryException { Failure: RegistryFailure.Denied } r => r.Message + " (credentials go in registries.json in the data directory, or the file --registry-config names)",
+            UnauthorizedAccessException => e.Message + " (check permissions, or choose another --data-dir)",
+            _ when e is UsageException || TaskFailure.IsExpected(e) => e.Message,
+            _ => $"unexpected error: {e}",
         };
         Console.Error.WriteLine($"swarm: {command}: {(scrub != null ? scrub(message) : message)}");
         return code;

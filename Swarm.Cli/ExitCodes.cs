@@ -14,4 +14,14 @@ internal static class ExitCodes
     public const int VerificationFailed = 4;
     /// <summary>Stopped by Ctrl-C or SIGTERM before finishing.</summary>
     public const int Interrupted = 130;
+
+    /// <summary>The exit code for a failure kind: the same whether the node ran the task or this process did.</summary>
+    public static int For(Swarm.Node.FailureKind kind) => kind switch
+    {
+        Swarm.Node.FailureKind.Usage => Usage,
+        Swarm.Node.FailureKind.Unavailable => Unavailable,
+        Swarm.Node.FailureKind.Digest => VerificationFailed,
+        Swarm.Node.FailureKind.Interrupted => Interrupted,
+        _ => LocalError,
+    };
 }

@@ -46,12 +46,8 @@ internal static class GetCommand
             try
             {
                 var url = CommonOptions.AsUrl(parse.GetValue(id)!);
-                ContentId contentId = default;
-                if (url == null && !ContentId.TryParse(parse.GetValue(id), out contentId))
+                if (url == null && !ContentId.TryParse(parse.GetValue(id), out _))
                     throw new UsageException($"'{parse.GetValue(id)}' is not a content id or URL: expected swarm:// followed by 64 hex digits (as printed by 'swarm seed') or an http(s) URL");
-                var headerList = CommonOptions.ParseHeaders(parse.GetValue(headers));
-                var peerList = parse.GetValue(peers) ?? [];
-                var bootstrapList = parse.GetValue(bootstrap) ?? [];
                 var options = new EngineOptions
                 {
                     DownloadRate = CommonOptions.ParseRate(parse.GetValue(downloadRate), "--download-rate"),
@@ -62,17 +58,19 @@ internal static class GetCommand
                 string path = parse.GetValue(output)!.FullName;
                 // Decided now, so that an output swarm must not write (a directory, a socket) costs no transfer.
                 var target = Swarm.Core.Storage.OutputTarget.Inspect(path);
+                // The same request whoever runs it: the node, or this process.
+                var request = new TaskRequest
+                {
+                    Source = parse.GetValue(id)!, Output = path, Tag = parse.GetValue(tag), Filters = parse.GetValue(filters) ?? [],
+                    Headers = parse.GetValue(headers) ?? [], Digest = parse.GetValue(digest), NoBackToSource = parse.GetValue(noBackToSource),
+                    Peers = [.. (parse.GetValue(peers) ?? []).Select(p => p.ToString())],
+                };
+                TaskRunner.Validate(request);
                 string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
                 using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
                 {
                     if (client != null)
                     {
-                        var request = new TaskRequest
-                        {
-                            Source = parse.GetValue(id)!, Output = path, Tag = parse.GetValue(tag), Filters = parse.GetValue(filters) ?? [],
-                            Headers = parse.GetValue(headers) ?? [], Digest = parse.GetValue(digest), NoBackToSource = parse.GetValue(noBackToSource),
-                            Peers = [.. peerList.Select(p => p.ToString())],
-                        };
                         if (!OperatingSystem.IsLinux()) return await RemoteTask.RunAsync("get", client, request, progress, ct).ConfigureAwait(false);
                         // The output is opened here and the open file handed to the node: it is written with this user's rights and
                         // lands where this process sees it, whatever the node's user and mount namespace (a service's PrivateTmp).
@@ -84,62 +82,25 @@ internal static class GetCommand
                 }
                 var trustedPublishers = url == null ? new HashSet<Swarm.Core.Content.Hash256>()
                     : NodeConfig.LoadOne(dir, "trusted-publishers", parse.GetValue(trusted), TrustedPublishers.Parse);
-                var expectedDigest = parse.GetValue(digest) is { } dg ? ContentDigest.Parse(dg) : (Swarm.Core.Content.Hash256?)null;
                 await using var node = await LocalNode.StartAsync(dir, options, logger,
-                    parse.GetValue(listen), bootstrapList, ct).ConfigureAwait(false);
-                // Bootstrap addresses that did not answer yet still count: the download keeps trying them until --stall-timeout.
-                bool canDiscover = node.CanDiscover;
-                var swarmProgress = new InlineProgress<TransferProgress>(p => progress.Report(p.VerifiedBytes, p.TotalBytes, p.Peers));
+                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
                 var clock = Stopwatch.StartNew();
-                Swarm.Core.Storage.StoredContent content;
-                long already = 0;
-                Swarm.Core.Content.Bitfield? heldBefore = null, verifiedInMemory = null; // null: the export re-hashes every stored piece
-                bool ingestedFromOrigin = false;
-                int contenders = 0; // other nodes that asked for the same URL at the same time (cold start)
-                if (url != null)
-                {
-                    var request = new UrlFetchRequest(url, Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []))
-                    {
-                        Headers = headerList,
-                        BackToSource = !parse.GetValue(noBackToSource),
-                        WaitForOthers = options.StallTimeout,
-                        Peers = peerList,
-                        Display = Swarm.Core.Sources.TaskKey.Redact(url, parse.GetValue(filters) ?? []),
-                        TrustedPublishers = trustedPublishers,
-                        Digest = expectedDigest,
-                    };
-                    var fetched = await UrlFetch.RunAsync(node, request, swarmProgress, new InlineProgress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
-                        line => progress.WriteLine(redactor.Scrub(line)), ct).ConfigureAwait(false);
-                    content = fetched.Content;
-                    verifiedInMemory = fetched.VerifiedInMemory;
-                    contentId = fetched.SwarmId;
-                    ingestedFromOrigin = fetched.FromOrigin;
-                    contenders = fetched.Contenders;
-                }
-                else
-                {
-                    heldBefore = node.SnapshotVerified(contentId);
-                    if (heldBefore != null) using (var existing = node.Store.TryOpen(contentId)) already = existing?.VerifiedBytes ?? 0;
-                    if (peerList.Length == 0 && !canDiscover && already == 0)
-                        throw new UsageException("no way to find peers: give --bootstrap IP:PORT (a DHT node) or --peer IP:PORT (a node serving this content)");
-                    content = await node.Engine.DownloadAsync(contentId, peerList, swarmProgress, ct, canDiscover ? node.Discovery : null).ConfigureAwait(false);
-                    verifiedInMemory = content.VerifiedSince(heldBefore);
-                }
-                if (parse.GetValue(digest) is { } expected) ContentDigest.Verify(content, expected);
-                content = await node.ExportCheckedAsync(content, path, verifiedInMemory, peerList, swarmProgress, ct).ConfigureAwait(false);
+                var outcome = await new TaskRunner(node, new TaskRunnerContext { TrustedPublishers = trustedPublishers })
+                    .RunAsync(request, new ProgressObserver(progress, redactor), ct).ConfigureAwait(false);
+                var content = outcome.Content!;
                 progress.Report(content.Layout.Length, content.Layout.Length, force: true);
                 progress.Finish();
-                var swarm = node.Engine.Find(contentId);
+                var swarm = outcome.SwarmId is { } swarmId ? node.Engine.Find(swarmId) : null;
                 long fromPeers = swarm?.BytesFromPeers ?? 0;
                 double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
-                long fromOrigin = ingestedFromOrigin ? content.Layout.Length : 0;
-                Console.Error.WriteLine($"swarm: {path}: {Units.Bytes(content.Layout.Length)} verified ({fromPeers} bytes from peers, {fromOrigin} bytes from the origin, {already} bytes already local) in {seconds:0.00} s, {ByteRate.Format(content.Layout.Length / seconds)}");
+                long fromOrigin = outcome.FromOrigin ? content.Layout.Length : 0;
+                Console.Error.WriteLine($"swarm: {path}: {Units.Bytes(content.Layout.Length)} verified ({fromPeers} bytes from peers, {fromOrigin} bytes from the origin, {outcome.AlreadyLocal} bytes already local) in {seconds:0.00} s, {ByteRate.Format(content.Layout.Length / seconds)}");
                 // Do not strand peers that are fetching from us: keep serving while any is still interested (bounded), and
                 // after an origin ingest give the nodes that waited for this node's pointer a moment to connect.
-                await FinishUploadsAsync(swarm, ingestedFromOrigin && contenders > 0 ? TimeSpan.FromSeconds(15) : TimeSpan.Zero, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
+                await FinishUploadsAsync(swarm, outcome.FromOrigin && outcome.Contenders > 0 ? TimeSpan.FromSeconds(15) : TimeSpan.Zero, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
                 if (lingerFor > TimeSpan.Zero)
                 {
-                    Console.Error.WriteLine($"swarm: serving {contentId} on {node.EndPoint} for {ProgressLine.FormatDuration(lingerFor)}; Ctrl-C to stop");
+                    Console.Error.WriteLine($"swarm: serving {outcome.SwarmId?.ToUri() ?? outcome.Result} on {node.EndPoint} for {ProgressLine.FormatDuration(lingerFor)}; Ctrl-C to stop");
                     try
                     {
                         await Task.Delay(lingerFor, ct).ConfigureAwait(false);

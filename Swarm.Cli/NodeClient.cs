@@ -67,7 +67,7 @@ internal sealed class NodeClient : IDisposable
         string path = HandedOutputs.SocketPath(Path.GetDirectoryName(SocketPath)!);
         if (!File.Exists(path))
             throw new IOException($"the node running on {SocketPath} takes no output files from other processes (it has no {path}: an older version?); restart it with this version of swarm");
-        return await Task.Run(() => HandedOutputs.HandOver(path, file, TimeSpan.FromSeconds(10)), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => OutputHandOver.HandOver(path, file, TimeSpan.FromSeconds(10)), cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<T> GetAsync<T>(string path, CancellationToken cancellationToken)

@@ -45,9 +45,9 @@ internal static class RemoteTask
                     return ExitCodes.Unavailable;
                 }
                 if (now.Total > 0) progress.Report(now.Verified, now.Total, now.Peers);
-                if (now.State == "running") continue;
+                if (now.State == TaskState.Running) continue;
                 progress.Finish();
-                if (now.State == "done")
+                if (now.State == TaskState.Done)
                 {
                     try
                     {
@@ -58,7 +58,7 @@ internal static class RemoteTask
                         return Errors.Report(command, e);
                     }
                     double seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
-                    if (request.Kind == "seed")
+                    if (request.Kind == TaskKind.Seed)
                     {
                         Console.Out.WriteLine(now.Result ?? now.ContentId);
                         Console.Error.WriteLine($"swarm: the node serves {now.Result ?? now.ContentId} ({Units.Bytes(now.Total)})");
@@ -70,14 +70,7 @@ internal static class RemoteTask
                     return ExitCodes.Ok;
                 }
                 Console.Error.WriteLine($"swarm: {command}: {now.Error}");
-                return now.ErrorKind switch
-                {
-                    "usage" => ExitCodes.Usage,
-                    "unavailable" => ExitCodes.Unavailable,
-                    "digest" => ExitCodes.VerificationFailed,
-                    "interrupted" => ExitCodes.Interrupted,
-                    _ => ExitCodes.LocalError,
-                };
+                return ExitCodes.For(now.ErrorKind ?? FailureKind.Local);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

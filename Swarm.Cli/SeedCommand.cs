@@ -35,55 +35,41 @@ internal static class SeedCommand
             try
             {
                 string what = parse.GetValue(file)!;
-                if (what.StartsWith("oci://", StringComparison.OrdinalIgnoreCase))
-                    return await SeedImageAsync(parse, what, parse.GetValue(platform), parse.GetValue(registryConfig), dataDir, listen, bootstrap, uploadRate, progress, logger, ct).ConfigureAwait(false);
-                var url = CommonOptions.AsUrl(what);
+                bool image = what.StartsWith("oci://", StringComparison.OrdinalIgnoreCase);
+                var url = image ? null : CommonOptions.AsUrl(what);
                 var source = new FileInfo(what);
-                if (url == null && !source.Exists) throw new FileNotFoundException($"file not found: {source.FullName}");
-                var headerList = CommonOptions.ParseHeaders(parse.GetValue(headers));
+                if (!image && url == null && !source.Exists) throw new FileNotFoundException($"file not found: {source.FullName}");
+                // The same request whoever runs it: the node, or this process.
+                var request = new TaskRequest
+                {
+                    Kind = TaskKind.Seed, Source = image || url != null ? what : source.FullName, Tag = parse.GetValue(tag), Filters = parse.GetValue(filters) ?? [],
+                    Headers = parse.GetValue(headers) ?? [], Platform = parse.GetValue(platform),
+                };
+                TaskRunner.Validate(request);
                 string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
                 using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
                 {
                     if (client != null)
-                        return await RemoteTask.RunAsync("seed", client, new TaskRequest
-                        {
-                            Kind = "seed", Source = url != null ? what : source.FullName, Tag = parse.GetValue(tag), Filters = parse.GetValue(filters) ?? [],
-                            Headers = parse.GetValue(headers) ?? [],
-                        }, progress, ct).ConfigureAwait(false);
+                    {
+                        if (parse.GetValue(registryConfig) != null) Console.Error.WriteLine("swarm: seed: --registry-config is ignored: the running node uses its own");
+                        return await RemoteTask.RunAsync("seed", client, request, progress, ct).ConfigureAwait(false);
+                    }
                 }
                 var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
+                using var registries = image ? Swarm.Node.Mirror.Registries.Load(parse.GetValue(registryConfig) is { } rc ? Path.GetFullPath(rc) : Path.Combine(dir, "registries.json")) : null;
                 await using var node = await LocalNode.StartAsync(dir, options, logger,
                     parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
-                Swarm.Core.Storage.StoredContent content;
-                Swarm.Core.Sources.OriginValidators? validators = null;
-                if (url != null)
-                {
-                    using var origin = new Swarm.Core.Sources.OriginClient(headerList, filters: parse.GetValue(filters) ?? []);
-                    var liveKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
-                    // Published at once: gets that start during the ingest fetch pieces from this node as it reads them.
-                    var ingested = await OriginIngest.RunAsync(node, url, liveKey, origin, new InlineProgress<(long Done, long Total)>(p => progress.Report(p.Done, p.Total)),
-                        (live, v) => TaskPointers.PublishAsync(node, liveKey, live, v, ct, live: true), ct).ConfigureAwait(false);
-                    content = ingested.Content;
-                    validators = ingested.Validators;
-                }
-                else
-                {
-                    long total = source.Length;
-                    content = await Ingest.FileAsync(node.Store, source.FullName, node.Key,
-                        new InlineProgress<long>(done => progress.Report(done, total)), ct).ConfigureAwait(false);
-                }
-                progress.Report(content.Layout.Length, content.Layout.Length, force: true);
+                using var oci = image ? new Swarm.Node.Mirror.OciContent(node, Path.Combine(dir, "mirror"), logger) : null;
+                var outcome = await new TaskRunner(node, new TaskRunnerContext { Oci = oci, Registries = registries })
+                    .RunAsync(request, new ProgressObserver(progress, redactor), ct).ConfigureAwait(false);
+                progress.Report(outcome.Bytes, outcome.Bytes, force: true);
                 progress.Finish();
-                await node.ServeAsync(content, ct).ConfigureAwait(false);
-                if (url != null && validators != null)
-                {
-                    var taskKey = Swarm.Core.Sources.TaskKey.For(url, parse.GetValue(tag), parse.GetValue(filters) ?? []);
-                    int stored = await TaskPointers.PublishAsync(node, taskKey, content.Id, validators, ct).ConfigureAwait(false);
-                    if (stored == 0) logger.LogWarning("no DHT node stored the pointer for {Url} (no --bootstrap?); 'swarm get {Url}' elsewhere will go to the origin", redactor.Source, redactor.Source);
-                }
-                Console.Out.WriteLine(content.Id.ToUri());
+                Console.Out.WriteLine(outcome.Result);
                 Console.Out.Flush();
-                Console.Error.WriteLine($"swarm: serving {content.Id.ToUri()} ({Units.Bytes(content.Layout.Length)}, {content.Layout.PieceCount} pieces of {Units.Bytes(content.Layout.PieceSize)}) on {node.EndPoint} (TCP and UDP); Ctrl-C to stop");
+                if (outcome.Content is { } content)
+                    Console.Error.WriteLine($"swarm: serving {outcome.Result} ({Units.Bytes(content.Layout.Length)}, {content.Layout.PieceCount} pieces of {Units.Bytes(content.Layout.PieceSize)}) on {node.EndPoint} (TCP and UDP); Ctrl-C to stop");
+                else
+                    Console.Error.WriteLine($"swarm: serving {redactor.Source}: {outcome.Summary}, {Units.Bytes(outcome.Bytes)} ({Units.Bytes(outcome.FromUpstream)} read from the registry) on {node.EndPoint} (TCP and UDP); Ctrl-C to stop");
                 try
                 {
                     await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
@@ -107,44 +93,5 @@ internal static class SeedCommand
             }
         });
         return command;
-    }
-
-    /// <summary><c>swarm seed oci://…</c>: preheat every blob of an image into the swarm, then serve them.</summary>
-    private static async Task<int> SeedImageAsync(System.CommandLine.ParseResult parse, string what, string? platformText, string? registryConfig,
-        Option<string?> dataDir, Option<System.Net.IPEndPoint> listen, Option<System.Net.IPEndPoint[]> bootstrap, Option<string?> uploadRate,
-        ProgressLine progress, ILogger logger, CancellationToken ct)
-    {
-        var reference = Swarm.Core.Sources.OciReference.Parse(what);
-        var platform = platformText is { } p ? Swarm.Core.Sources.OciPlatform.Parse(p) : null;
-        string dir = DataDirectory.Resolve(parse.GetValue(dataDir));
-        using (var client = await NodeClient.TryConnectAsync(dir, ct).ConfigureAwait(false))
-        {
-            if (client != null)
-            {
-                if (registryConfig != null) Console.Error.WriteLine("swarm: seed: --registry-config is ignored: the running node uses its own");
-                return await RemoteTask.RunAsync("seed", client, new TaskRequest { Kind = "seed", Source = what, Platform = platformText }, progress, ct).ConfigureAwait(false);
-            }
-        }
-        using var registries = Swarm.Node.Mirror.Registries.Load(registryConfig != null ? Path.GetFullPath(registryConfig) : Path.Combine(dir, "registries.json"));
-        var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
-        await using var node = await LocalNode.StartAsync(dir, options, logger, parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
-        using var oci = new Swarm.Node.Mirror.OciContent(node, Path.Combine(dir, "mirror"), logger);
-        var result = await Swarm.Node.Mirror.OciPreheat.RunAsync(node, oci, registries, reference, platform,
-            new InlineProgress<(long Done, long Total)>(x => progress.Report(x.Done, x.Total)), line => progress.WriteLine("swarm: " + line), ct).ConfigureAwait(false);
-        progress.Report(result.Bytes, result.Bytes, force: true);
-        progress.Finish();
-        Console.Out.WriteLine(result.Digest);
-        Console.Out.Flush();
-        Console.Error.WriteLine($"swarm: serving {reference.Registry}/{reference.Repository}@{result.Digest}: {result.Manifests} manifest(s), {result.Blobs} blob(s), " +
-            $"{Units.Bytes(result.Bytes)} ({Units.Bytes(result.FromUpstream)} read from the registry) on {node.EndPoint} (TCP and UDP); Ctrl-C to stop");
-        try
-        {
-            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            Console.Error.WriteLine("swarm: stopping");
-        }
-        return ExitCodes.Ok;
     }
 }

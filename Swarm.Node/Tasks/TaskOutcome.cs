@@ -12,7 +12,9 @@ namespace Swarm.Node;
 /// <param name="AlreadyLocal">Bytes the store held before the task started.</param>
 /// <param name="Contenders">Other nodes that asked for the same URL at the same time (cold start).</param>
 /// <param name="Summary">A preheat's count of manifests and blobs, for the closing line.</param>
-public sealed record TaskOutcome(StoredContent? Content, string Result, long Bytes, bool FromOrigin, long FromUpstream, long AlreadyLocal, int Contenders, string? Summary = null)
+/// <param name="SwarmId">The swarm the content was fetched or ingested in (a live id while another node ingests), whose peers may still want it.</param>
+public sealed record TaskOutcome(StoredContent? Content, string Result, long Bytes, bool FromOrigin, long FromUpstream, long AlreadyLocal, int Contenders,
+    string? Summary = null, ContentId? SwarmId = null)
 {
     public ContentId? Id => Content?.Id;
 }

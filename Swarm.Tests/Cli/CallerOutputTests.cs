@@ -134,7 +134,7 @@ public class CallerOutputTests
         // A real hand-over, claimed by a first request: the second naming the same token gets nothing.
         string token;
         using (var file = File.OpenHandle(dir.Combine("out"), FileMode.CreateNew, FileAccess.Write))
-            token = Swarm.Node.HandedOutputs.HandOver(Path.Combine(data, "output.sock"), file, TimeSpan.FromSeconds(10));
+            token = Swarm.Node.OutputHandOver.HandOver(Path.Combine(data, "output.sock"), file, TimeSpan.FromSeconds(10));
         using (var first = await http.PostAsJsonAsync("v1/tasks", new { source = id, output = dir.Combine("out"), outputToken = token }, TestContext.Current.CancellationToken))
             Assert.True(first.StatusCode == System.Net.HttpStatusCode.Created, await first.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
         foreach (string named in new[] { token, new string('0', 32), "x" })

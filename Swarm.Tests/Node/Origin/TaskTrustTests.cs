@@ -5,7 +5,7 @@ using Swarm.Core.Sources;
 using Swarm.Node;
 using Swarm.Tests.Support;
 
-namespace Swarm.Tests.Node;
+namespace Swarm.Tests.Node.Origin;
 
 /// <summary>Which pointer a fetch believes, against a real HTTP origin answering the probe.</summary>
 public class TaskTrustTests

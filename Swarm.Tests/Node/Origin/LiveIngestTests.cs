@@ -8,7 +8,7 @@ using Swarm.Core.Sources;
 using Swarm.Node;
 using Swarm.Tests.Support;
 
-namespace Swarm.Tests.Node;
+namespace Swarm.Tests.Node.Origin;
 
 /// <summary>
 /// Serving while ingesting: a node reading a slow origin serves each piece as soon as it has read, hashed and signed it;

@@ -4,7 +4,7 @@ using Swarm.Core.Storage;
 using Swarm.Node;
 using Swarm.Tests.Support;
 
-namespace Swarm.Tests.Node;
+namespace Swarm.Tests.Node.Origin;
 
 public class UplinkGuardTests
 {

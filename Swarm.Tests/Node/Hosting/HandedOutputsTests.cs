@@ -6,7 +6,7 @@ using Swarm.Core.Storage;
 using Swarm.Node;
 using Swarm.Tests.Support;
 
-namespace Swarm.Tests.Node;
+namespace Swarm.Tests.Node.Hosting;
 
 /// <summary>
 /// The node's output socket as a hostile local client meets it: only one open file that swarm may write is taken, anything
@@ -55,7 +55,7 @@ public sealed class HandedOutputsTests : IDisposable
     {
         Assert.Equal("600", SpecialFiles.ModeOf(SocketPath)); // only the node's user may hand files over
         using var file = NewFile("out");
-        string token = HandedOutputs.HandOver(SocketPath, file, Wait);
+        string token = OutputHandOver.HandOver(SocketPath, file, Wait);
         Assert.Equal(1, _outputs.Pending);
         Assert.Null(_outputs.Claim(new string('0', token.Length)));
         using (var output = _outputs.Claim(token))
@@ -74,7 +74,7 @@ public sealed class HandedOutputsTests : IDisposable
         // so once the client drops its own copy the pipe has no reader at all.
         using (var pipe = new AnonymousPipeServerStream(PipeDirection.Out))
         {
-            var refused = Assert.Throws<IOException>(() => HandedOutputs.HandOver(SocketPath, pipe.ClientSafePipeHandle, Wait));
+            var refused = Assert.Throws<IOException>(() => OutputHandOver.HandOver(SocketPath, pipe.ClientSafePipeHandle, Wait));
             Assert.Contains("the node refused the output file: the FIFO handed over is not open for writing", refused.Message, StringComparison.Ordinal);
             pipe.DisposeLocalCopyOfClientHandle();
             Assert.Throws<IOException>(() => pipe.Write([1])); // EPIPE: nobody holds the read end
@@ -98,16 +98,16 @@ public sealed class HandedOutputsTests : IDisposable
     {
         // The write end of a pipe, handed over and dropped here: its reader sees the end only once the node closes its copy.
         using var pipe = new AnonymousPipeServerStream(PipeDirection.In);
-        HandedOutputs.HandOver(SocketPath, pipe.ClientSafePipeHandle, Wait);
+        OutputHandOver.HandOver(SocketPath, pipe.ClientSafePipeHandle, Wait);
         pipe.DisposeLocalCopyOfClientHandle();
         var files = Enumerable.Range(1, HandedOutputs.MaxPending - 1).Select(i => NewFile($"f{i}")).ToList();
         try
         {
-            foreach (var f in files) HandedOutputs.HandOver(SocketPath, f, Wait);
+            foreach (var f in files) OutputHandOver.HandOver(SocketPath, f, Wait);
             Assert.Equal(HandedOutputs.MaxPending, _outputs.Pending);
             using (var extra = NewFile("extra"))
             {
-                var full = Assert.Throws<IOException>(() => HandedOutputs.HandOver(SocketPath, extra, Wait));
+                var full = Assert.Throws<IOException>(() => OutputHandOver.HandOver(SocketPath, extra, Wait));
                 Assert.Contains($"the node holds {HandedOutputs.MaxPending} output files that no task has claimed yet", full.Message, StringComparison.Ordinal);
             }
             Assert.Equal(HandedOutputs.MaxPending, _outputs.Pending);
@@ -118,7 +118,7 @@ public sealed class HandedOutputsTests : IDisposable
 
             _time.Advance(TimeSpan.FromSeconds(2));
             using (var late = NewFile("late"))
-                HandedOutputs.HandOver(SocketPath, late, Wait); // room again: the expired ones were closed
+                OutputHandOver.HandOver(SocketPath, late, Wait); // room again: the expired ones were closed
             Assert.Equal(1, _outputs.Pending);
             var buffer = new byte[1];
             int read = await Task.Run(() => pipe.Read(buffer, 0, 1), TestContext.Current.CancellationToken).WaitAsync(Wait, TestContext.Current.CancellationToken);

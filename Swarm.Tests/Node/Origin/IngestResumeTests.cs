@@ -7,7 +7,7 @@ using Swarm.Core.Sources;
 using Swarm.Node;
 using Swarm.Tests.Support;
 
-namespace Swarm.Tests.Node;
+namespace Swarm.Tests.Node.Origin;
 
 /// <summary>
 /// An ingest from the origin that is stopped keeps everything it read (whole pieces, pieces read and not yet stored, the
