@@ -17,6 +17,11 @@ internal static class Errors
         {
             RegistryException { Failure: RegistryFailure.Denied } r => r.Message + " (credentials go in registries.json in the data directory, or the file --registry-config names)",
             UnauthorizedAccessException => e.Message + " (check permissions, or choose another --data-dir)",
+            // Core says what happened; which flag helps is the command line's business.
+            Swarm.Core.Storage.StoreBusyException => e.Message + "; wait for it to finish or use a different --data-dir",
+            Swarm.Core.Storage.InsufficientSpaceException => e.Message + "; free disk space or use a --data-dir on a larger disk",
+            Swarm.Core.Exchange.ListenException => e.Message + "; pick another address with --listen IP:PORT (port 0 picks a free one)",
+            Swarm.Core.Exchange.PeerUnavailableException { OtherPeersMayHelp: true } => e.Message + "; give --peer IP:PORT or --bootstrap IP:PORT of another node that holds the content",
             _ when e is UsageException || TaskFailure.IsExpected(e) => e.Message,
             _ => $"unexpected error: {e}",
         };

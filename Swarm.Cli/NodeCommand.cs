@@ -76,11 +76,6 @@ internal static class NodeCommand
                 Console.Error.WriteLine($"swarm: node: bad configuration: {e.Message}");
                 return ExitCodes.Usage;
             }
-            catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
-            {
-                Console.Error.WriteLine($"swarm: node: {e.Message}");
-                return ExitCodes.LocalError;
-            }
             catch (Exception e)
             {
                 return Errors.Report("node", e);

@@ -118,7 +118,7 @@ public sealed class LocalNode : IAsyncDisposable
                 dht.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 engine.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 if (listen.Port != 0 || attempt >= 20)
-                    throw new IOException($"cannot listen for the DHT on UDP {listen.Address}:{engine.ListenEndPoint?.Port}: {e.Message}. Pick another port with --listen IP:PORT.", e);
+                    throw new Swarm.Core.Exchange.ListenException($"cannot listen for the DHT on UDP {listen.Address}:{engine.ListenEndPoint?.Port}: {e.Message}", e);
             }
         }
     }

@@ -54,7 +54,7 @@ public static class Handshake
     {
         if (hello.Version != WireLimits.ProtocolVersion) throw new WireProtocolException($"peer speaks protocol version {hello.Version}, this node speaks {WireLimits.ProtocolVersion}; upgrade the older one");
         if (Hash256.Of(hello.PublicKey) != hello.NodeId) throw new WireProtocolException("peer's node id is not the hash of its public key");
-        if (hello.NodeId == key.NodeId) throw new WireProtocolException("connected to itself (the same node key); use a separate --data-dir per node");
+        if (hello.NodeId == key.NodeId) throw new WireProtocolException("connected to itself (the same node key): two nodes run from one data directory");
     }
 
     /// <summary>What a side signs: a domain tag, the verifier's nonce, the signer's nonce, the content id and the signer's id.</summary>

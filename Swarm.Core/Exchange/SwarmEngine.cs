@@ -166,7 +166,7 @@ public sealed class SwarmEngine : IAsyncDisposable
         catch (SocketException e)
         {
             socket.Dispose();
-            throw new IOException($"cannot listen on {endPoint}: {e.Message}. Pick another address with --listen IP:PORT (port 0 picks a free one).", e);
+            throw new ListenException($"cannot listen on {endPoint}: {e.Message}", e);
         }
         _listener = socket;
         ListenEndPoint = (IPEndPoint)socket.LocalEndPoint!;
@@ -363,7 +363,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                     if (swarm.PiecesNoPeerServes() is { Count: > 0 } unserved)
                         throw new PeerUnavailableException(
                             $"download of {id} stalled: {(unserved.Count == 1 ? $"piece {unserved[0]} is" : $"pieces {string.Join(", ", unserved)} are")} not available from any of the {swarm.PeerCount} connected peer(s) " +
-                            "(a peer whose stored copy fails its hash check stops offering it); give --peer IP:PORT or --bootstrap IP:PORT of another node that holds the content");
+                            "(a peer whose stored copy fails its hash check stops offering it)") { OtherPeersMayHelp = true };
                     throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s) [{state}]");
                 }
             }
@@ -486,4 +486,7 @@ public sealed class PeerUnavailableException : Exception
     public PeerUnavailableException(string message) : base(message) { }
     public PeerUnavailableException() { }
     public PeerUnavailableException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>The peers at hand lack some pieces: another node that holds the content would help.</summary>
+    public bool OtherPeersMayHelp { get; init; }
 }

@@ -130,7 +130,7 @@ public sealed record OciPlatform(string Os, string Architecture, string? Variant
     {
         var parts = text.Split('/');
         if (parts.Length is < 2 or > 3 || parts.Any(p => p.Length == 0))
-            throw new FormatException($"--platform '{text}' is not os/arch[/variant], e.g. linux/amd64");
+            throw new FormatException($"platform '{text}' is not os/arch[/variant], e.g. linux/amd64");
         return new OciPlatform(parts[0], parts[1], parts.Length == 3 ? parts[2] : null);
     }
 

@@ -100,7 +100,7 @@ public sealed class StoredContent : IDisposable
         }
         catch (IOException e)
         {
-            throw new IOException($"another swarm process is already downloading {Id} into {Directory}; wait for it to finish or use a different --data-dir", e);
+            throw new StoreBusyException($"another swarm process is already downloading {Id} into {Directory}", e);
         }
     }
 
@@ -593,7 +593,7 @@ public sealed class StoredContent : IDisposable
             // delayed allocation (measured: 1 GiB took 0.4-2.5 s of system time instead of 0.3 s). So check the space now.
             long free = new DriveInfo(Directory).AvailableFreeSpace;
             if (free < Layout.Length)
-                throw new IOException($"not enough disk space for {Id}: it needs {Layout.Length:N0} bytes and {Directory} has {free:N0} free. Free disk space or use a --data-dir on a larger disk.");
+                throw new InsufficientSpaceException($"not enough disk space for {Id}: it needs {Layout.Length:N0} bytes and {Directory} has {free:N0} free");
         }
         // OpenOrCreate, not CreateNew: two opens of a new entry at the same moment (two requests for one content) both
         // find no data file; the second must open the file the first created, not fail on it.
