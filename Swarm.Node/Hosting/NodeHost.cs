@@ -185,8 +185,8 @@ public static class NodeHost
             try
             {
                 var engine = r.Node.Engine;
-                long up = request.UploadRate is { } u ? (u.Trim() == "0" ? 0 : ByteRate.Parse(u)) : engine.UploadRate;
-                long down = request.DownloadRate is { } d ? (d.Trim() == "0" ? 0 : ByteRate.Parse(d)) : engine.DownloadRate;
+                long up = request.UploadRate is { } u ? Quantities.ParseRate(u) : engine.UploadRate;
+                long down = request.DownloadRate is { } d ? Quantities.ParseRate(d) : engine.DownloadRate;
                 engine.SetRates(up, down);
                 return Results.Json(new { uploadRate = up, downloadRate = down });
             }

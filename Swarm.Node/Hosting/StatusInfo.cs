@@ -1,15 +1,3 @@
-using System.Globalization;
-using System.Net.Sockets;
-using System.Text;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Console;
-using Swarm.Core.Content;
-using Swarm.Core.Exchange;
-
 namespace Swarm.Node;
 
 /// <summary>What <c>swarm status</c> shows.</summary>
