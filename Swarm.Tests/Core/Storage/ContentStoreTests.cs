@@ -329,7 +329,7 @@ public sealed class ContentStoreTests : IDisposable
             content.AcquireWriter();
             content.AcquireWriter(); // idempotent for the holder
             using var second = store.TryOpen(content.Id)!;
-            var e = Assert.Throws<IOException>(second.AcquireWriter);
+            var e = Assert.Throws<StoreBusyException>(second.AcquireWriter);
             Assert.Contains("another swarm process", e.Message);
             Assert.Contains(content.Directory, e.Message);
         }
