@@ -14,7 +14,7 @@ namespace Swarm.Node;
 /// opens the path, so the file lands where the caller sees it and belongs to the caller. Whatever a client sends is hostile
 /// until checked: a bounded wait for one short message, exactly one open file, checked by <see cref="HandedOutput.Adopt"/>;
 /// at most <see cref="MaxPending"/> files that no task claimed yet, each closed after <see cref="Lifetime"/>; at most
-/// <see cref="MaxClients"/> clients at once. The answer is one line: <c>ok TOKEN</c> or <c>error MESSAGE</c>.
+/// <see cref="MaxClients"/> clients at once (the rest wait their turn in the listen backlog). The answer is one line: <c>ok TOKEN</c> or <c>error MESSAGE</c>.
 /// </summary>
 public sealed class HandedOutputs : IHostedService, IDisposable
 {
@@ -74,7 +74,7 @@ public sealed class HandedOutputs : IHostedService, IDisposable
         {
             listener.Bind(new UnixDomainSocketEndPoint(_path));
             File.SetUnixFileMode(_path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            listener.Listen(16);
+            listener.Listen(128);
         }
         catch
         {
@@ -100,6 +100,16 @@ public sealed class HandedOutputs : IHostedService, IDisposable
         var listener = _listener!;
         while (!_stop.IsCancellationRequested)
         {
+            // A slot first, then the next client: more clients than slots wait in the listen backlog (each served within
+            // its 2 s), so a burst of gets is served in turn and none is turned away.
+            try
+            {
+                await _clients.WaitAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
             Socket client;
             try
             {
@@ -115,6 +125,7 @@ public sealed class HandedOutputs : IHostedService, IDisposable
             }
             catch (SocketException e)
             {
+                _clients.Release();
                 // Out of descriptors, most likely: the clients being served will free some.
                 _logger.LogWarning("output socket {Path}: accepting a client failed ({Error})", _path, e.SocketErrorCode);
                 try
@@ -125,11 +136,6 @@ public sealed class HandedOutputs : IHostedService, IDisposable
                 {
                     return;
                 }
-                continue;
-            }
-            if (!_clients.Wait(0))
-            {
-                client.Dispose(); // more clients at once than a get needs: this one tries again
                 continue;
             }
             _ = Task.Run(() =>

@@ -51,6 +51,32 @@ public sealed class HandedOutputsTests : IDisposable
     }
 
     [Fact]
+    public async Task MoreClientsAtOnceThanItServesWaitTheirTurnInsteadOfBeingTurnedAway()
+    {
+        // Every slot taken by a client that connects and says nothing (it is dropped after 2 s): the gets that come meanwhile
+        // are served when slots free up, none refused (a fleet sends bursts of gets to one node).
+        var silent = Enumerable.Range(0, HandedOutputs.MaxClients).Select(_ =>
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            socket.Connect(new UnixDomainSocketEndPoint(SocketPath));
+            return socket;
+        }).ToList();
+        try
+        {
+            var files = Enumerable.Range(0, 8).Select(i => NewFile($"burst{i}")).ToList();
+            var handOvers = files.Select(f => Task.Run(() => OutputHandOver.HandOver(SocketPath, f, Wait), TestContext.Current.CancellationToken)).ToList();
+            var tokens = await Task.WhenAll(handOvers).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+            Assert.Equal(8, tokens.Distinct().Count());
+            Assert.Equal(8, _outputs.Pending);
+            foreach (var f in files) f.Dispose();
+        }
+        finally
+        {
+            foreach (var socket in silent) socket.Dispose();
+        }
+    }
+
+    [Fact]
     public void AFileHandedOverIsClaimedOnceByItsToken()
     {
         Assert.Equal("600", SpecialFiles.ModeOf(SocketPath)); // only the node's user may hand files over
