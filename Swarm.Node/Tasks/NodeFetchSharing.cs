@@ -34,10 +34,10 @@ public sealed class NodeFetchSharing(SharedFetches<RunningTask, UrlFetchResult> 
 
         public void Say(string line)
         {
-            // Said once, naming every task it is for.
+            // Said once, naming every task it is for (the task's Say drops a leading "swarm: " and scrubs).
             var listeners = shared.Listeners;
             if (listeners.Count == 0) return;
-            listeners[0].Say(line.Replace("swarm: ", "", StringComparison.Ordinal) + (listeners.Count > 1 ? $" (for tasks {string.Join(",", listeners.Select(t => t.Id))})" : ""));
+            listeners[0].Say(line + (listeners.Count > 1 ? $" (for tasks {string.Join(",", listeners.Select(t => t.Id))})" : ""));
         }
     }
 }
