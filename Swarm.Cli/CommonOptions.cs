@@ -11,6 +11,17 @@ internal static class CommonOptions
         Description = "Node data directory (key and content store). Default: $SWARM_DATA_DIR, else $XDG_DATA_HOME/swarm, else ~/.local/share/swarm.",
     };
 
+    public static Option<string?> SwarmKey() => new("--swarm-key")
+    {
+        Description = "Key file of a private swarm (mode 0600; 'swarm keygen FILE' writes one): only members holding it are peers. " +
+            "Default: $SWARM_SWARM_KEY, else \"swarm-key\" in swarm.json, else an open swarm. A running node uses its own setting.",
+    };
+
+    public static Option<string?> PeerEncryption() => new("--peer-encryption")
+    {
+        Description = "on (default) or off: encrypt peer traffic with TLS 1.3; all members must agree. Default: $SWARM_PEER_ENCRYPTION, else swarm.json, else on.",
+    };
+
     public static Option<bool> Verbose() => new("--verbose", "-v") { Description = "Log peer connections and protocol events to stderr." };
 
     public static Option<string?> Rate(string name, string what) => new(name)

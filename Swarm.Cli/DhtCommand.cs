@@ -17,9 +17,10 @@ internal static class DhtCommand
         var bootstrap = CommonOptions.Bootstrap();
         var json = new Option<bool>("--json") { Description = "Print the view as JSON." };
         var verbose = CommonOptions.Verbose();
+        var swarmKey = CommonOptions.SwarmKey();
         var command = new Command("dht", "Print the DHT view of the node running with this data directory (own id, routing table per bucket, records held); with none running, join the DHT with the data directory's identity and saved routing table (plus --bootstrap) and print that.")
         {
-            dataDir, listen, bootstrap, json, verbose,
+            dataDir, listen, bootstrap, json, swarmKey, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -39,8 +40,9 @@ internal static class DhtCommand
                     }
                     else
                     {
-                        await using var node = await LocalNode.StartAsync(dir, new EngineOptions(), logger,
-                            parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
+                        var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), null);
+                        await using var node = await LocalNode.StartAsync(dir, security.Apply(new EngineOptions()), logger,
+                            parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                         view = DhtView.From(node.Dht!.GetStats());
                     }
                 }

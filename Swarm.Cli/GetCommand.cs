@@ -28,6 +28,8 @@ internal static class GetCommand
         var stall = new Option<string>("--stall-timeout") { Description = "Give up when nothing is verified for this long (e.g. 30s, 2m); until then, bootstrap nodes that do not answer are tried again.", DefaultValueFactory = _ => "60s" };
         var linger = new Option<string?>("--linger") { Description = "Keep serving the content this long after the file is written (e.g. 30s, 10m), so others can fetch from this node." };
         var verbose = CommonOptions.Verbose();
+        var swarmKey = CommonOptions.SwarmKey();
+        var encryption = CommonOptions.PeerEncryption();
         var trusted = new Option<string?>("--trusted-publishers")
         {
             Description = "For a URL: node ids (or key files) of seed hosts whose pointers are used without asking the origin; when set, only theirs " +
@@ -35,7 +37,7 @@ internal static class GetCommand
         };
         var command = new Command("get", "Fetch content through the swarm (providers from the DHT, or --peer), verify every piece, and write it to --output. Resumes an interrupted fetch without refetching verified pieces.")
         {
-            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, tag, filters, headers, noBackToSource, digest, trusted, verbose,
+            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, tag, filters, headers, noBackToSource, digest, trusted, swarmKey, encryption, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -82,8 +84,9 @@ internal static class GetCommand
                 }
                 var trustedPublishers = url == null ? new HashSet<Swarm.Core.Content.Hash256>()
                     : NodeConfig.LoadOne(dir, "trusted-publishers", parse.GetValue(trusted), TrustedPublishers.Parse);
-                await using var node = await LocalNode.StartAsync(dir, options, logger,
-                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
+                var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), parse.GetValue(encryption));
+                await using var node = await LocalNode.StartAsync(dir, security.Apply(options), logger,
+                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                 var clock = Stopwatch.StartNew();
                 var outcome = await new TaskRunner(node, new TaskRunnerContext { TrustedPublishers = trustedPublishers })
                     .RunAsync(request, new ProgressObserver(progress, redactor), ct).ConfigureAwait(false);

@@ -13,6 +13,7 @@ var root = new RootCommand("Swarm: peer-to-peer distribution of files and contai
     ControlCommands.Limit(),
     ContainerdConfigCommand.Create(),
     IdCommand.Create(),
+    KeygenCommand.Create(),
 };
 var parsed = root.Parse(args);
 // A bad command line is an error: its messages and "Did you mean" suggestions go to stderr, so stdout carries only results

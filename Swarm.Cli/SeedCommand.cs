@@ -22,9 +22,11 @@ internal static class SeedCommand
         var bootstrap = CommonOptions.Bootstrap();
         var uploadRate = CommonOptions.Rate("--upload-rate", "upload");
         var verbose = CommonOptions.Verbose();
+        var swarmKey = CommonOptions.SwarmKey();
+        var encryption = CommonOptions.PeerEncryption();
         var command = new Command("seed", "Ingest a file or a URL (hash and sign its pieces; for a URL also publish a pointer from the URL to the content in the DHT), print its swarm:// id on stdout, announce it in the DHT, then serve it until stopped (Ctrl-C or SIGTERM).")
         {
-            file, dataDir, listen, bootstrap, uploadRate, tag, filters, headers, platform, registryConfig, verbose,
+            file, dataDir, listen, bootstrap, uploadRate, tag, filters, headers, platform, registryConfig, swarmKey, encryption, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -57,8 +59,9 @@ internal static class SeedCommand
                 }
                 var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
                 using var registries = image ? Swarm.Node.Mirror.Registries.Load(parse.GetValue(registryConfig) is { } rc ? Path.GetFullPath(rc) : Path.Combine(dir, "registries.json")) : null;
-                await using var node = await LocalNode.StartAsync(dir, options, logger,
-                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct).ConfigureAwait(false);
+                var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), parse.GetValue(encryption));
+                await using var node = await LocalNode.StartAsync(dir, security.Apply(options), logger,
+                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                 using var oci = image ? new Swarm.Node.Mirror.OciContent(node, Path.Combine(dir, "mirror"), logger) : null;
                 var outcome = await new TaskRunner(node, new TaskRunnerContext { Oci = oci, Registries = registries })
                     .RunAsync(request, new ProgressObserver(progress, redactor), ct).ConfigureAwait(false);

@@ -162,7 +162,72 @@ public sealed class ContentSwarm : IAsyncDisposable
 
     // ---- session lifecycle ----
 
+    private int _attaching;
+
+    /// <summary>
+    /// Under the lock: room for one more session, within the content's peer limit and the per-address cap. At a limit, the
+    /// session idle longest (no block either way for <see cref="EngineOptions.IdleEviction"/>) gives its slot up; null
+    /// when there is room, else why not.
+    /// </summary>
+    private RefusalReason? TryMakeRoom(PeerSession session)
+    {
+        var options = Engine.Options;
+        var address = session.Connection.RemoteEndPoint.Address;
+        bool capAddress = !(options.LoopbackAsHosts && System.Net.IPAddress.IsLoopback(address));
+        int live = _attaching, fromAddress = 0;
+        foreach (var s in _sessions)
+        {
+            if (s.GivingUpSlot) continue;
+            live++;
+            if (s.Connection.RemoteEndPoint.Address.Equals(address)) fromAddress++;
+        }
+        if (capAddress && fromAddress >= options.MaxPeersPerAddress)
+        {
+            if (!EvictIdle(s => s.Connection.RemoteEndPoint.Address.Equals(address))) return RefusalReason.PeersPerAddress;
+            live--;
+        }
+        if (live >= options.MaxPeersPerContent && !EvictIdle(_ => true)) return RefusalReason.PeerLimit;
+        return null;
+    }
+
+    private bool EvictIdle(Func<PeerSession, bool> among)
+    {
+        long threshold = (long)Engine.Options.IdleEviction.TotalMilliseconds;
+        PeerSession? victim = null;
+        foreach (var s in _sessions)
+            if (!s.GivingUpSlot && among(s) && s.IdleFor >= threshold && (victim == null || s.IdleFor > victim.IdleFor)) victim = s;
+        if (victim == null) return false;
+        victim.GivingUpSlot = true;
+        victim.Close($"gave its slot to a new peer after {victim.IdleFor / 1000.0:0.#} s without a block either way");
+        return true;
+    }
+
     internal async Task AttachAsync(PeerSession session, CancellationToken cancellationToken)
+    {
+        lock (_sync)
+        {
+            if (TryMakeRoom(session) is { } refused)
+            {
+                Engine.Refusals.Record(session.Connection.RemoteEndPoint.Address, refused, refused == RefusalReason.PeerLimit
+                    ? $"peer limit for {Id} reached ({Engine.Options.MaxPeersPerContent}) and no peer idle"
+                    : $"{Engine.Options.MaxPeersPerAddress} peers from {session.Connection.RemoteEndPoint.Address} already have {Id}");
+                throw new PeerLimitException(refused == RefusalReason.PeerLimit
+                    ? $"peer limit for {Id} reached ({Engine.Options.MaxPeersPerContent})"
+                    : $"too many connections from {session.Connection.RemoteEndPoint.Address} for {Id} ({Engine.Options.MaxPeersPerAddress})");
+            }
+            _attaching++;
+        }
+        try
+        {
+            await AttachCoreAsync(session, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_sync) _attaching--;
+        }
+    }
+
+    private async Task AttachCoreAsync(PeerSession session, CancellationToken cancellationToken)
     {
         var content = Content;
         byte[]? snapshot = content?.Verified.ToBytes();
@@ -174,7 +239,11 @@ public sealed class ContentSwarm : IAsyncDisposable
         else if (content.Verified.IsEmpty) await session.Connection.SendSignalAsync(MessageKind.HaveNone, cancellationToken).ConfigureAwait(false);
         else await session.Connection.SendAsync(new BitfieldMessage(snapshot!), cancellationToken).ConfigureAwait(false);
 
-        if (content == null) await session.Connection.SendSignalAsync(MessageKind.HashesRequest, cancellationToken).ConfigureAwait(false);
+        if (content == null)
+        {
+            session.HashesRequested = true; // the one time a Hashes frame (up to 8 MiB) is expected from this peer
+            await session.Connection.SendSignalAsync(MessageKind.HashesRequest, cancellationToken).ConfigureAwait(false);
+        }
         List<int> missed = [];
         PeerSession? replaced = null;
         List<PeerSession> others;
@@ -187,10 +256,6 @@ public sealed class ContentSwarm : IAsyncDisposable
                 // the lower node id, so they agree without talking.
                 if (Initiator(existing) <= Initiator(session)) throw new DuplicateConnectionException("already connected to this peer");
                 replaced = existing;
-            }
-            else if (_sessions.Count >= Engine.Options.MaxPeersPerContent)
-            {
-                throw new WireProtocolException($"peer limit for {Id} reached ({Engine.Options.MaxPeersPerContent})");
             }
             others = [.. _sessions.Where(s => s != replaced)];
             _sessions.Add(session);
@@ -683,6 +748,7 @@ public sealed class ContentSwarm : IAsyncDisposable
     {
         int offset = block * PieceLayout.BlockSize;
         session.Outstanding[PeerSession.BlockKey(piece, offset)] = now;
+        session.LastRequested = now;
         output.Add(new Request(piece, offset, layout.BlockLength(piece, block)));
     }
 

@@ -8,7 +8,32 @@ public sealed record EngineOptions
     /// <summary>Download limit in bytes per second for the whole node; 0 is unlimited.</summary>
     public long DownloadRate { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
-    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>A connection must finish admission and the handshake within this (a slow or silent one gives its place up).</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>An accepted connection must send its 38-byte preamble within this.</summary>
+    public TimeSpan PreambleTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Inbound connections still in admission or handshake, all sources together (not counted in <see cref="MaxConnections"/>).</summary>
+    public int MaxPendingHandshakes { get; init; } = 64;
+    /// <summary>Inbound connections still in admission or handshake from one IP address.</summary>
+    public int MaxPendingPerAddress { get; init; } = 8;
+    /// <summary>Sessions for one content with peers at one IP address.</summary>
+    public int MaxPeersPerAddress { get; init; } = 8;
+    /// <summary>
+    /// A session with no block either way for this long gives its slot up to a newcomer when a peer limit is reached
+    /// (sessions that only send keep-alives cannot hold a content's slots).
+    /// </summary>
+    public TimeSpan IdleEviction { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Memory that frames larger than 1 MiB (manifests of large content) may hold while they arrive, all peers together.</summary>
+    public long MaxLargeFrameBytes { get; init; } = 32L * 1024 * 1024;
+    /// <summary>
+    /// Test swarms on one host: loopback peers are exempt from the per-address limits (every node of such a swarm is
+    /// 127.0.0.1). Never needed in production.
+    /// </summary>
+    public bool LoopbackAsHosts { get; init; }
+    /// <summary>The private swarm's key (null: an open swarm, as without one).</summary>
+    public Swarm.Core.Identity.SwarmKey? SwarmKey { get; init; }
+    /// <summary>Encrypt peer traffic (TLS 1.3). Both ends must agree; off only for networks where nobody can listen.</summary>
+    public bool Encrypt { get; init; } = true;
     /// <summary>How long a peer that sent a piece failing its hash stays banned.</summary>
     public TimeSpan BanDuration { get; init; } = TimeSpan.FromHours(1);
     /// <summary>A download with no verified progress for this long fails.</summary>

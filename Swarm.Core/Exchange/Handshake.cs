@@ -20,7 +20,7 @@ public static class Handshake
         byte[] nonce = RandomNumberGenerator.GetBytes(Hello.NonceLength);
         await connection.SendAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, nonce, content.Value, listenPort), cancellationToken).ConfigureAwait(false);
         var hello = await connection.ReceiveOneAsync(Expect<Hello>, cancellationToken, MessageKind.Hello).ConfigureAwait(false);
-        Validate(hello, key);
+        Validate(hello, key, connection);
         if (hello.ContentId != content.Value) throw new WireProtocolException("peer answered for other content");
         var proof = await connection.ReceiveOneAsync(Expect<HelloProof>, cancellationToken, MessageKind.HelloProof).ConfigureAwait(false);
         if (!EcdsaSignature.Verify(hello.PublicKey, Payload(nonce, hello.Nonce, content.Value, hello.NodeId), proof.Signature))
@@ -32,7 +32,7 @@ public static class Handshake
     public static async Task<(PeerIdentity Peer, ContentId Content)> AcceptAsync(FrameConnection connection, NodeKey key, Func<ContentId, bool> serves, int listenPort, CancellationToken cancellationToken)
     {
         var hello = await connection.ReceiveOneAsync(Expect<Hello>, cancellationToken, MessageKind.Hello).ConfigureAwait(false);
-        Validate(hello, key);
+        Validate(hello, key, connection);
         var content = new ContentId(hello.ContentId);
         if (!serves(content)) throw new WireProtocolException($"peer asked for {content}, which this node does not serve");
         byte[] nonce = RandomNumberGenerator.GetBytes(Hello.NonceLength);
@@ -50,8 +50,11 @@ public static class Handshake
         return WireMessage.Decode<T>(frame.Body);
     }
 
-    private static void Validate(Hello hello, NodeKey key)
+    private static void Validate(Hello hello, NodeKey key, FrameConnection connection)
     {
+        // TLS proved the peer holds its certificate's key; the Hello's key must be that key, so the channel belongs to the node id.
+        if (connection.PeerCertificateKey is { } tlsKey && !tlsKey.AsSpan().SequenceEqual(hello.PublicKey))
+            throw new WireProtocolException("peer's TLS certificate is not its node key");
         if (hello.Version != WireLimits.ProtocolVersion) throw new WireProtocolException($"peer speaks protocol version {hello.Version}, this node speaks {WireLimits.ProtocolVersion}; upgrade the older one");
         if (Hash256.Of(hello.PublicKey) != hello.NodeId) throw new WireProtocolException("peer's node id is not the hash of its public key");
         if (hello.NodeId == key.NodeId) throw new WireProtocolException("connected to itself (the same node key): two nodes run from one data directory");

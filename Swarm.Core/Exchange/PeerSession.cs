@@ -28,6 +28,7 @@ public sealed class PeerSession
 
     internal PeerSession(ContentSwarm swarm, FrameConnection connection, PeerIdentity peer, bool outbound)
     {
+        _lastBlock = Environment.TickCount64;
         _swarm = swarm;
         Connection = connection;
         Peer = peer;
@@ -61,6 +62,18 @@ public sealed class PeerSession
     internal int Depth = InitialDepth;
     internal double DownloadRate;
     public long BytesDownloaded { get; internal set; }
+
+    private long _lastBlock;
+    private int _largeFrame;
+    /// <summary>We asked this peer for the manifest and it has not come yet: the one state in which a Hashes frame is expected.</summary>
+    internal volatile bool HashesRequested;
+    /// <summary>When we last asked this peer for a block (blocks after that, up to the request timeout, are expected).</summary>
+    internal long LastRequested;
+    /// <summary>Closed to make room for a newcomer: no longer counted against the peer limits.</summary>
+    internal bool GivingUpSlot;
+
+    /// <summary>Milliseconds since a block went either way (or since the session started).</summary>
+    public long IdleFor => Environment.TickCount64 - Interlocked.Read(ref _lastBlock);
     public long BytesUploaded { get; private set; }
 
     internal static long BlockKey(int piece, int offset) => ((long)piece << 32) | (uint)offset;
@@ -81,6 +94,7 @@ public sealed class PeerSession
 
     internal void RecordBlock(int length)
     {
+        Interlocked.Exchange(ref _lastBlock, Environment.TickCount64);
         _windowBytes += length;
         BytesDownloaded += length;
     }
@@ -107,17 +121,23 @@ public sealed class PeerSession
         {
             await _swarm.AttachAsync(this, cancellationToken).ConfigureAwait(false);
             uploads = UploadLoopAsync(cancellationToken);
-            await Connection.ReceiveAsync(OnFrameAsync, cancellationToken).ConfigureAwait(false);
+            await Connection.ReceiveAsync(OnFrameAsync, cancellationToken, Admit).ConfigureAwait(false);
             CloseReason ??= "peer closed the connection";
         }
         catch (DuplicateConnectionException e)
         {
             CloseReason ??= e.Message; // two connections to one peer: the agreed one stays, nothing is wrong
         }
+        catch (PeerLimitException e)
+        {
+            CloseReason ??= e.Message; // counted and summarised by the engine's refusals
+        }
         catch (WireProtocolException e)
         {
             CloseReason ??= "protocol violation: " + e.Message;
-            _swarm.Logger.LogWarning("dropping peer {Peer}: {Reason}", Address, CloseReason);
+            // Summarised, not a line each: a peer (or many) breaking the protocol on purpose must not flood the log.
+            _swarm.Engine.Refusals.Record(Connection.RemoteEndPoint.Address, RefusalReason.Protocol, $"dropped peer {Address}: {CloseReason}");
+            _swarm.Logger.LogDebug("dropping peer {Peer}: {Reason}", Address, CloseReason);
         }
         catch (OperationCanceledException)
         {
@@ -130,6 +150,7 @@ public sealed class PeerSession
         finally
         {
             Connection.Close();
+            ReleaseLargeFrame();
             _uploads.Writer.TryComplete();
             _swarm.Detach(this);
             try { await uploads.ConfigureAwait(false); } catch (Exception) { }
@@ -137,7 +158,54 @@ public sealed class PeerSession
         }
     }
 
+    /// <summary>Frames larger than this reserve their size from the node's share for large frames while they arrive.</summary>
+    private const int LargeFrame = 1024 * 1024;
+
+    /// <summary>
+    /// Sees each frame's prefix before its body is buffered: a kind the session does not expect now is refused at once
+    /// (the connection closes), and a large frame must first get its size from the node's share, so no peer — nor many
+    /// together — can pin memory by sending most of a frame and stopping.
+    /// </summary>
+    private void Admit(MessageKind kind, int length)
+    {
+        switch (kind)
+        {
+            case MessageKind.Hello or MessageKind.HelloProof:
+                throw new WireProtocolException($"unexpected {kind} after the handshake");
+            case MessageKind.Hashes when !HashesRequested:
+                throw new WireProtocolException($"unexpected {kind} frame of {length} bytes (the manifest was not asked for)");
+            case MessageKind.PieceHashes when _swarm.Content is { Manifest.IsLive: false }:
+                throw new WireProtocolException($"unexpected {kind} frame of {length} bytes (the content is not live)");
+            case MessageKind.Block when Outstanding.Count == 0 && Environment.TickCount64 - Interlocked.Read(ref LastRequested) > _swarm.Engine.Options.RequestTimeout.TotalMilliseconds:
+                throw new WireProtocolException($"unexpected block of {length} bytes (nothing was requested)");
+        }
+        if (length > LargeFrame)
+        {
+            if (!_swarm.Engine.TryReserveLargeFrame(length))
+                throw new WireProtocolException($"{kind} frame of {length} bytes refused: the node's memory for large frames ({_swarm.Engine.Options.MaxLargeFrameBytes >> 20} MiB) is in use");
+            _largeFrame = length;
+        }
+    }
+
+    private void ReleaseLargeFrame()
+    {
+        int held = Interlocked.Exchange(ref _largeFrame, 0);
+        if (held > 0) _swarm.Engine.ReleaseLargeFrame(held);
+    }
+
     private async ValueTask OnFrameAsync(Frame frame)
+    {
+        try
+        {
+            await HandleFrameAsync(frame).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseLargeFrame();
+        }
+    }
+
+    private async ValueTask HandleFrameAsync(Frame frame)
     {
         switch (frame.Kind)
         {
@@ -207,6 +275,7 @@ public sealed class PeerSession
                 else Connection.Post(new Hashes(content.Manifest.Encoded, content.Signature));
                 return;
             case MessageKind.Hashes:
+                HashesRequested = false;
                 _swarm.OnHashes(this, WireMessage.Decode<Hashes>(frame.Body));
                 break;
             case MessageKind.PieceHashes:
@@ -289,6 +358,7 @@ public sealed class PeerSession
                 continue;
             }
             BytesUploaded += request.Length;
+            Interlocked.Exchange(ref _lastBlock, Environment.TickCount64);
             _swarm.RecordUpload(request.Length);
         }
     }

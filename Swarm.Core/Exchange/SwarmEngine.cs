@@ -38,6 +38,9 @@ public sealed class SwarmEngine : IAsyncDisposable
         Options = options ?? new EngineOptions();
         Logger = logger ?? NullLogger.Instance;
         SetRates(Options.UploadRate, Options.DownloadRate);
+        Security = new TransportSecurity(key, Options.SwarmKey, Options.Encrypt);
+        Refusals = new Refusals(Logger);
+        _handshakes = new HandshakePool(Options.MaxPendingHandshakes, Options.MaxPendingPerAddress, Options.LoopbackAsHosts);
         _tick = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
@@ -46,6 +49,12 @@ public sealed class SwarmEngine : IAsyncDisposable
     public EngineOptions Options { get; }
     public ILogger Logger { get; }
     public BanList Bans { get; } = new();
+    /// <summary>Swarm key and encryption of this node's peer connections.</summary>
+    public TransportSecurity Security { get; }
+    /// <summary>Connections and sessions turned away, by reason; logged as a summary every few seconds.</summary>
+    public Refusals Refusals { get; }
+    private readonly HandshakePool _handshakes;
+    private long _largeFrameBytes;
     public IPEndPoint? ListenEndPoint { get; private set; }
     internal RateLimiter? UploadLimiter { get; private set; }
     internal RateLimiter? DownloadLimiter { get; private set; }
@@ -204,57 +213,133 @@ public sealed class SwarmEngine : IAsyncDisposable
                 Logger.LogWarning("accept failed: {Error}", e.Message);
                 continue;
             }
-            if (Interlocked.CompareExchange(ref _connections, 0, 0) >= Options.MaxConnections)
+            var entry = _handshakes.TryEnter(client, out int evicted);
+            for (int i = 0; i < evicted; i++) Refusals.Record(RemoteAddress(client), RefusalReason.HandshakeEvicted);
+            if (entry == null)
             {
-                // At the connection limit: refuse at once (the peer tries others) rather than queueing.
-                Interlocked.Increment(ref _refusedConnections);
+                // The handshake pool is full of connections that are all making progress: refuse at once (the peer tries
+                // others) rather than queueing.
+                Refusals.Record(RemoteAddress(client), RefusalReason.HandshakePoolFull, "too many connections in their handshake");
                 client.Dispose();
                 continue;
             }
-            Track(HandleInboundAsync(client));
+            Track(HandleInboundAsync(client, entry));
         }
+    }
+
+    private static IPAddress RemoteAddress(Socket socket)
+    {
+        try { return HandshakePool.Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address); }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return IPAddress.None; }
     }
 
     private int _connections;
-    private long _refusedConnections;
 
-    /// <summary>Peer connections open now (inbound and outbound, all content).</summary>
+    /// <summary>Admitted peer sessions now (inbound and outbound, all content); connections still in their handshake are not counted.</summary>
     public int Connections => Volatile.Read(ref _connections);
-    /// <summary>Inbound connections refused because <see cref="EngineOptions.MaxConnections"/> was reached.</summary>
-    public long RefusedConnections => Interlocked.Read(ref _refusedConnections);
+    /// <summary>Inbound connections still in admission or handshake.</summary>
+    public int PendingHandshakes => _handshakes.Count;
+    /// <summary>Connections and sessions refused, all reasons, since start.</summary>
+    public long RefusedConnections => Refusals.Total;
 
-    private async Task HandleInboundAsync(Socket client)
+    private async Task HandleInboundAsync(Socket client, HandshakePool.Entry entry)
     {
-        Interlocked.Increment(ref _connections);
+        var source = RemoteAddress(client);
+        FrameConnection? connection = null;
+        PeerSession? session = null;
         try
         {
-            await HandleInboundCoreAsync(client).ConfigureAwait(false);
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _connections);
-        }
-    }
-
-    private async Task HandleInboundCoreAsync(Socket client)
-    {
-        var connection = new FrameConnection(client);
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            timeout.CancelAfter(Options.HandshakeTimeout);
-            var (peer, content) = await Handshake.AcceptAsync(connection, Key, id => _swarms.ContainsKey(id), ListenEndPoint?.Port ?? 0, timeout.Token).ConfigureAwait(false);
-            if (Bans.IsBanned(peer.NodeId)) throw new WireProtocolException("peer is banned");
-            if (!_swarms.TryGetValue(content, out var swarm)) throw new WireProtocolException($"{content} is no longer served");
-            var session = new PeerSession(swarm, connection, peer, outbound: false);
-            await session.RunAsync(_stop.Token).ConfigureAwait(false);
-            return;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, entry.Evicted.Token))
+            {
+                timeout.CancelAfter(Options.HandshakeTimeout);
+                try
+                {
+                    connection = await AdmitAsync(client, entry, timeout.Token).ConfigureAwait(false);
+                    var (peer, content) = await Handshake.AcceptAsync(connection, Key, id => _swarms.ContainsKey(id), ListenEndPoint?.Port ?? 0, timeout.Token).ConfigureAwait(false);
+                    if (Bans.IsBanned(peer.NodeId))
+                    {
+                        Refusals.Record(source, RefusalReason.Banned);
+                        return;
+                    }
+                    if (!_swarms.TryGetValue(content, out var swarm)) throw new WireProtocolException($"{content} is no longer served");
+                    session = new PeerSession(swarm, connection, peer, outbound: false);
+                }
+                catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+                {
+                    Refusals.Record(source, entry.Evicted.IsCancellationRequested ? RefusalReason.HandshakeEvicted : RefusalReason.Timeout,
+                        entry.Evicted.IsCancellationRequested ? null : $"{source} did not finish its handshake within {Options.HandshakeTimeout.TotalSeconds:0.#} s");
+                    return;
+                }
+                catch (AdmissionException e)
+                {
+                    Refusals.Record(source, Refusals.From(e.Failure), e.Message);
+                    return;
+                }
+                catch (WireProtocolException e)
+                {
+                    Refusals.Record(source, RefusalReason.Handshake, e.Message);
+                    return;
+                }
+                finally
+                {
+                    _handshakes.Leave(entry);
+                }
+            }
+            if (!TryAdmitSession(source))
+            {
+                Refusals.Record(source, RefusalReason.PeerLimit, $"this node's peer limit ({Options.MaxConnections}) is reached");
+                return;
+            }
+            try
+            {
+                connection = null; // the session owns it now
+                await session.RunAsync(_stop.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _connections);
+            }
         }
         catch (Exception e) when (e is WireProtocolException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
-            Logger.LogDebug("inbound connection from {Remote} dropped: {Error}", connection.RemoteEndPoint, e.Message);
+            Logger.LogDebug("inbound connection from {Remote} dropped: {Error}", source, e.Message);
         }
-        await connection.DisposeAsync().ConfigureAwait(false);
+        finally
+        {
+            if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
+            else if (session == null) client.Dispose();
+        }
+    }
+
+    /// <summary>Admission of an accepted socket: the preamble within its own short deadline, then TLS (bounded by the caller's).</summary>
+    private async Task<FrameConnection> AdmitAsync(Socket client, HandshakePool.Entry entry, CancellationToken cancellationToken)
+    {
+        using var preamble = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        preamble.CancelAfter(Options.PreambleTimeout);
+        // The preamble's deadline applies until it is in; after that only the handshake's.
+        return await FrameConnection.AcceptAsync(client, Security, preamble.Token, onPreamble: () =>
+        {
+            entry.Spoke = true;
+            preamble.CancelAfter(Timeout.InfiniteTimeSpan);
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Takes a slot under <see cref="EngineOptions.MaxConnections"/> for a new session; at the limit, a session idle both
+    /// ways for <see cref="EngineOptions.IdleEviction"/> gives its slot up. False when none can.
+    /// </summary>
+    internal bool TryAdmitSession(IPAddress source)
+    {
+        if (Interlocked.Increment(ref _connections) <= Options.MaxConnections) return true;
+        var idle = _swarms.Values.SelectMany(s => s.Sessions).Where(s => s.IdleFor >= Options.IdleEviction.TotalMilliseconds)
+            .OrderByDescending(s => s.IdleFor).FirstOrDefault();
+        if (idle != null)
+        {
+            idle.Close($"gave its slot to a new peer after {idle.IdleFor / 1000.0:0.#} s without a block either way");
+            return true; // over by one until the idle session is gone
+        }
+        Interlocked.Decrement(ref _connections);
+        return false;
     }
 
     /// <summary>
@@ -394,14 +479,16 @@ public sealed class SwarmEngine : IAsyncDisposable
                 continue;
             }
             FrameConnection? connection = null;
-            Interlocked.Increment(ref _connections);
+            bool counted = false;
             try
             {
-                connection = await FrameConnection.ConnectAsync(endPoint, Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
                 using var hs = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 hs.CancelAfter(Options.HandshakeTimeout);
+                connection = await FrameConnection.ConnectAsync(endPoint, Options.ConnectTimeout, hs.Token, Security).ConfigureAwait(false);
                 var peer = await Handshake.InitiateAsync(connection, Key, swarm.Id, ListenEndPoint?.Port ?? 0, hs.Token).ConfigureAwait(false);
                 if (Bans.IsBanned(peer.NodeId)) throw new WireProtocolException("peer is banned");
+                Interlocked.Increment(ref _connections);
+                counted = true;
                 var session = new PeerSession(swarm, connection, peer, outbound: true);
                 connection = null; // the session owns it now
                 long before = session.BytesDownloaded;
@@ -418,10 +505,12 @@ public sealed class SwarmEngine : IAsyncDisposable
             {
                 errors[endPoint] = e is OperationCanceledException ? "handshake timed out" : e.Message;
                 failures++;
+                // A peer of another swarm (key, encryption) will not change its mind: do not keep knocking.
+                if (e is AdmissionException { Failure: AdmissionFailure.SwarmKey or AdmissionFailure.Encryption }) return;
             }
             finally
             {
-                Interlocked.Decrement(ref _connections);
+                if (counted) Interlocked.Decrement(ref _connections);
                 if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
             }
             if (failures >= Options.DialAttempts) return;
@@ -436,6 +525,16 @@ public sealed class SwarmEngine : IAsyncDisposable
         }
     }
 
+    /// <summary>Memory for one large frame while it arrives (see <see cref="EngineOptions.MaxLargeFrameBytes"/>); false when the node's share is used up.</summary>
+    internal bool TryReserveLargeFrame(int bytes)
+    {
+        if (Interlocked.Add(ref _largeFrameBytes, bytes) <= Options.MaxLargeFrameBytes) return true;
+        Interlocked.Add(ref _largeFrameBytes, -bytes);
+        return false;
+    }
+
+    internal void ReleaseLargeFrame(int bytes) => Interlocked.Add(ref _largeFrameBytes, -bytes);
+
     internal bool TryReserveBuffer(int bytes)
     {
         if (Interlocked.Add(ref _bufferBytes, bytes) <= Options.MaxPieceBufferBytes) return true;
@@ -448,6 +547,7 @@ public sealed class SwarmEngine : IAsyncDisposable
 
     private void Tick()
     {
+        Refusals.Flush(force: false);
         foreach (var swarm in _swarms.Values)
         {
             try { swarm.Tick(); }
@@ -476,6 +576,8 @@ public sealed class SwarmEngine : IAsyncDisposable
         try { await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (Exception) { }
         UploadLimiter?.Dispose();
         DownloadLimiter?.Dispose();
+        Refusals.Flush(force: true);
+        Security.Dispose();
         _stop.Dispose();
     }
 }

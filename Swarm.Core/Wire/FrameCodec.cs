@@ -49,6 +49,24 @@ public static class FrameCodec
         return true;
     }
 
+    /// <summary>
+    /// The kind and length (kind byte + body) of the frame at the front of <paramref name="buffer"/>, once its 5-byte
+    /// prefix is in; false for fewer bytes and for a keep-alive (length 0). Checks nothing: <see cref="TryReadFrame(ref ReadOnlySequence{byte}, out Frame)"/> does.
+    /// </summary>
+    public static bool TryPeekPrefix(ReadOnlySequence<byte> buffer, out MessageKind kind, out int length)
+    {
+        kind = default;
+        length = 0;
+        if (buffer.Length < PrefixLength) return false;
+        Span<byte> prefix = stackalloc byte[PrefixLength];
+        buffer.Slice(0, PrefixLength).CopyTo(prefix);
+        uint raw = BinaryPrimitives.ReadUInt32BigEndian(prefix);
+        if (raw == 0 || raw > int.MaxValue) return false;
+        kind = (MessageKind)prefix[4];
+        length = (int)raw;
+        return true;
+    }
+
     /// <summary>Writes a frame prefix for a body of <paramref name="bodyLength"/> bytes.</summary>
     public static void WritePrefix(Span<byte> destination, MessageKind kind, int bodyLength)
     {

@@ -15,7 +15,7 @@ public sealed class FrameConnection : IAsyncDisposable
 {
     private const int PauseWriterThreshold = 4 * 1024 * 1024;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly PipeReader _input;
     private readonly Pipe _output;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
@@ -30,19 +30,31 @@ public sealed class FrameConnection : IAsyncDisposable
     private bool _controlPending;
     private int _disposed;
 
-    public FrameConnection(Socket socket)
+    /// <summary>
+    /// A connection over <paramref name="socket"/>, speaking frames on <paramref name="stream"/> (TLS after admission; a
+    /// plain stream over the socket when null). Idle connections hold no receive buffer (zero-byte reads): a node with
+    /// many quiet peers keeps no memory for them.
+    /// </summary>
+    public FrameConnection(Socket socket, Stream? stream = null, byte[]? peerCertificateKey = null)
     {
         _socket = socket;
         _socket.NoDelay = true;
         RemoteEndPoint = (IPEndPoint)socket.RemoteEndPoint!;
-        _stream = new NetworkStream(socket, ownsSocket: false);
-        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
+        _stream = stream ?? new NetworkStream(socket, ownsSocket: false);
+        PeerCertificateKey = peerCertificateKey;
+        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true, useZeroByteReads: true));
         _output = new Pipe(new PipeOptions(pauseWriterThreshold: PauseWriterThreshold, resumeWriterThreshold: PauseWriterThreshold / 2,
             minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
         _sendLoop = Task.Run(SendLoopAsync);
         _controlLoop = Task.Run(ControlLoopAsync);
         LastReceived = LastSent = Environment.TickCount64;
     }
+
+    /// <summary>The key of the peer's TLS certificate (null when the connection is not encrypted); the handshake pins it to the node id.</summary>
+    public byte[]? PeerCertificateKey { get; }
+
+    /// <summary>Whether the frames travel encrypted.</summary>
+    public bool IsEncrypted => PeerCertificateKey != null;
 
     public IPEndPoint RemoteEndPoint { get; }
     /// <summary>Cancelled when the connection closes for any reason.</summary>
@@ -52,7 +64,8 @@ public sealed class FrameConnection : IAsyncDisposable
     public long BytesReceived { get; private set; }
     public long BytesSent { get; private set; }
 
-    public static async Task<FrameConnection> ConnectAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>Connects, and with <paramref name="security"/> passes admission (swarm key, TLS) before any frame.</summary>
+    public static async Task<FrameConnection> ConnectAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken, TransportSecurity? security = null)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -71,7 +84,26 @@ public sealed class FrameConnection : IAsyncDisposable
             socket.Dispose();
             throw;
         }
-        return new FrameConnection(socket);
+        if (security == null) return new FrameConnection(socket);
+        try
+        {
+            socket.NoDelay = true;
+            var admitted = await PeerTransport.DialAsync(socket, security, cancellationToken).ConfigureAwait(false);
+            return new FrameConnection(socket, admitted.Stream, admitted.PeerCertificateKey);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An accepted socket after admission (swarm key, TLS); the caller bounds the time with <paramref name="cancellationToken"/>.</summary>
+    public static async Task<FrameConnection> AcceptAsync(Socket socket, TransportSecurity security, CancellationToken cancellationToken, Action? onPreamble = null)
+    {
+        socket.NoDelay = true;
+        var admitted = await PeerTransport.AcceptAsync(socket, security, cancellationToken, onPreamble).ConfigureAwait(false);
+        return new FrameConnection(socket, admitted.Stream, admitted.PeerCertificateKey);
     }
 
     /// <summary>
@@ -241,12 +273,7 @@ public sealed class FrameConnection : IAsyncDisposable
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
-                foreach (var segment in buffer)
-                {
-                    int sent = 0;
-                    while (sent < segment.Length)
-                        sent += await _socket.SendAsync(segment[sent..], SocketFlags.None).ConfigureAwait(false);
-                }
+                foreach (var segment in buffer) await _stream.WriteAsync(segment).ConfigureAwait(false);
                 BytesSent += buffer.Length;
                 reader.AdvanceTo(buffer.End);
                 if (result.IsCompleted || result.IsCanceled) break;
@@ -263,10 +290,13 @@ public sealed class FrameConnection : IAsyncDisposable
     /// <summary>
     /// Reads frames until the peer closes, the token is cancelled, or a frame breaks the protocol
     /// (<see cref="WireProtocolException"/>). The frame body is valid only during the handler call.
+    /// <paramref name="admit"/>, when given, sees each frame's kind and length as soon as its 5-byte prefix is in, once
+    /// per frame, and throws to refuse it: a frame the session does not expect is never buffered.
     /// </summary>
-    public async Task ReceiveAsync(Func<Frame, ValueTask> handler, CancellationToken cancellationToken)
+    public async Task ReceiveAsync(Func<Frame, ValueTask> handler, CancellationToken cancellationToken, Action<MessageKind, int>? admit = null)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closed.Token);
+        bool headAdmitted = false;
         while (true)
         {
             ReadResult result;
@@ -282,8 +312,15 @@ public sealed class FrameConnection : IAsyncDisposable
             long before = buffer.Length;
             try
             {
-                while (FrameCodec.TryReadFrame(ref buffer, out var frame))
+                while (true)
                 {
+                    if (admit != null && !headAdmitted && FrameCodec.TryPeekPrefix(buffer, out var kind, out int length))
+                    {
+                        admit(kind, length);
+                        headAdmitted = true;
+                    }
+                    if (!FrameCodec.TryReadFrame(ref buffer, out var frame)) break;
+                    headAdmitted = false;
                     LastReceived = Environment.TickCount64;
                     await handler(frame).ConfigureAwait(false);
                 }

@@ -26,8 +26,10 @@ public static class Metrics
         Metric("swarm_pieces_verified_total", "counter", "Pieces that matched their hash (downloaded or ingested).", ("", e.PiecesVerified));
         Metric("swarm_pieces_failed_total", "counter", "Pieces from peers that failed their hash check.", ("", e.PiecesFailed));
         Metric("swarm_pieces_rotten_total", "counter", "Stored pieces that failed their hash check when read (served, mirrored or exported); dropped and fetched again.", ("", e.PiecesRotten));
-        Metric("swarm_peers", "gauge", "Open peer connections.", ("", e.Connections));
-        Metric("swarm_connections_refused_total", "counter", "Inbound connections refused at the connection limit.", ("", e.RefusedConnections));
+        Metric("swarm_peers", "gauge", "Admitted peer sessions (past admission and handshake), all content.", ("", e.Connections));
+        Metric("swarm_connections_pending", "gauge", "Inbound connections still in admission or handshake.", ("", e.PendingHandshakes));
+        Metric("swarm_connections_refused_total", "counter", "Peer connections and sessions refused or closed by the node, by reason.",
+            [.. e.Refusals.Totals.Select(t => ($"reason=\"{Swarm.Core.Exchange.Refusals.Label(t.Reason)}\"", (double)t.Count))]);
         Metric("swarm_banned_peers", "gauge", "Peers banned for sending bad data.", ("", e.Bans.Count));
         if (n.Dht is { } dht)
         {

@@ -59,7 +59,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
     {
         PrepareDataDirectory();
         _registries = Swarm.Node.Mirror.Registries.Load(Config.RegistryConfig); // a bad file stops the start before anything listens
-        _node = await LocalNode.StartAsync(Config.DataDirectory, Config.EngineOptions(), _logger, Config.Listen, Config.Bootstrap, cancellationToken).ConfigureAwait(false);
+        _node = await LocalNode.StartAsync(Config.DataDirectory, Config.EngineOptions(), _logger, Config.Listen, Config.Bootstrap, cancellationToken, Config.DhtOptions()).ConfigureAwait(false);
         int served = 0;
         foreach (var id in _node.Store.List())
         {

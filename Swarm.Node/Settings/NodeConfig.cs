@@ -33,6 +33,10 @@ public sealed record NodeConfig
         ("max-connections", "SWARM_MAX_CONNECTIONS", "256", "peer connections at most, all content together"),
         ("log-level", "SWARM_LOG_LEVEL", "information", "debug, information, warning or error"),
         ("trusted-publishers", "SWARM_TRUSTED_PUBLISHERS", "", "node ids or key files of the seed hosts whose URL pointers are used without the origin (comma-separated); when set, only theirs"),
+        ("swarm-key", "SWARM_SWARM_KEY", "", "key file of a private swarm, mode 0600 ('swarm keygen FILE' writes one; copy it to every member); empty = open swarm"),
+        ("peer-encryption", "SWARM_PEER_ENCRYPTION", "on", "encrypt peer traffic (TLS 1.3): on, or off where nobody else can see the network; all members must agree"),
+        ("lab-loopback", "SWARM_LAB_LOOPBACK", "off", "test swarms on one host: loopback peers are exempt from per-address limits (never needed in production)"),
+        ("mirror-registries", "SWARM_MIRROR_REGISTRIES", "*", "registries the mirror may fetch from when a client names one with ?ns= (comma-separated hosts; * = any)"),
     ];
 
     public required string DataDirectory { get; init; }
@@ -55,18 +59,23 @@ public sealed record NodeConfig
     public int MaxConnections { get; init; } = 256;
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
     public IReadOnlySet<Swarm.Core.Content.Hash256> TrustedPublishers { get; init; } = new HashSet<Swarm.Core.Content.Hash256>();
+    public PeerSecurity Security { get; init; } = new(null, true, false);
+    /// <summary>Registries a client may send the mirror to with <c>?ns=</c>; null: any (the default).</summary>
+    public IReadOnlySet<string>? MirrorRegistries { get; init; }
 
     /// <summary>The path of the control socket for a data directory.</summary>
     public static string SocketPath(string dataDirectory) => Path.Combine(dataDirectory, "swarm.sock");
 
     public string ControlSocket => SocketPath(DataDirectory);
 
-    public EngineOptions EngineOptions() => new()
+    public EngineOptions EngineOptions() => Security.Apply(new EngineOptions
     {
         UploadRate = UploadRate,
         DownloadRate = DownloadRate,
         MaxConnections = MaxConnections,
-    };
+    });
+
+    public Swarm.Core.Dht.DhtOptions DhtOptions() => Security.Apply(new Swarm.Core.Dht.DhtOptions());
 
     /// <summary>Resolves every setting: <paramref name="flags"/> (name → value given on the command line), then the
     /// environment, then <c>swarm.json</c> in <paramref name="dataDirectory"/>, then the default.</summary>
@@ -125,6 +134,8 @@ public sealed record NodeConfig
                 _ => throw new FormatException("write debug, information, warning or error"),
             }),
             TrustedPublishers = Parse("trusted-publishers", Swarm.Node.TrustedPublishers.Parse),
+            Security = new PeerSecurity(Parse("swarm-key", PeerSecurity.ParseSwarmKey), Parse("peer-encryption", PeerSecurity.ParseOnOff), Parse("lab-loopback", PeerSecurity.ParseOnOff)),
+            MirrorRegistries = Parse("mirror-registries", ParseRegistries),
         };
         if (config.Mirror != null && config.Metrics != null && config.Mirror.Equals(config.Metrics))
             throw new ConfigException($"mirror and metrics are both {config.Mirror}; give them different addresses");
@@ -153,6 +164,17 @@ public sealed record NodeConfig
         {
             throw new ConfigException($"{source}: '{value}' is not valid for {name} ({setting.Help}): {e.Message}", e);
         }
+    }
+
+    private static HashSet<string>? ParseRegistries(string v)
+    {
+        var hosts = v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (hosts.Contains("*")) return hosts.Length == 1 ? null : throw new FormatException("'*' (any registry) cannot be combined with hosts");
+        if (hosts.Length == 0) throw new FormatException("name at least one registry host, or * for any");
+        foreach (var h in hosts)
+            if (h.Contains('/', StringComparison.Ordinal) || h.Contains(' ', StringComparison.Ordinal) || Uri.CheckHostName(h.Split(':')[0]) == UriHostNameType.Unknown)
+                throw new FormatException($"'{h}' is not a registry host (write e.g. docker.io or registry.example.com:5000)");
+        return new HashSet<string>(hosts.Select(h => h.ToLowerInvariant()), StringComparer.Ordinal);
     }
 
     private static double Fraction(string v)

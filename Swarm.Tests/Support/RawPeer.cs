@@ -31,31 +31,68 @@ public readonly record struct RawFrame(MessageKind Kind, byte[] Body)
 public sealed class RawPeer : IAsyncDisposable
 {
     private readonly Socket _socket;
+    private readonly NetworkStream _network;
+    private Stream? _admitted;
+    private TransportSecurity? _security;
     private byte[] _buffer = new byte[64 * 1024];
     private int _start, _end;
 
-    private RawPeer(Socket socket) => _socket = socket;
+    private RawPeer(Socket socket)
+    {
+        _socket = socket;
+        _network = new NetworkStream(socket, ownsSocket: false);
+    }
 
     public Socket Socket => _socket;
+
+    /// <summary>
+    /// Before its handshake a raw peer first passes admission (the transport preamble and TLS) as a node would, with
+    /// this swarm key (null: open swarm) and encryption; bytes sent before any handshake go out raw (pre-admission attacks).
+    /// </summary>
+    public SwarmKey? SwarmKey { get; init; }
+    public bool Encrypt { get; init; } = true;
+
+    /// <summary>The stream frames go over: the admitted (TLS) stream once admitted, the raw socket before.</summary>
+    private Stream Stream => _admitted ?? _network;
+
+    /// <summary>Dialer's admission with <paramref name="key"/>'s certificate; done by <see cref="HandshakeAsync"/> when not done before.</summary>
+    public async Task AdmitAsync(NodeKey key)
+    {
+        if (_admitted != null) return;
+        _security = new TransportSecurity(key, SwarmKey, Encrypt);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        cts.CancelAfter(TimeSpan.FromSeconds(10));
+        _admitted = (await PeerTransport.DialAsync(_socket, _security, cts.Token)).Stream;
+    }
+
+    /// <summary>Acceptor's admission (for a hand-driven acceptor that a node dials).</summary>
+    public async Task AcceptAdmissionAsync(NodeKey key)
+    {
+        if (_admitted != null) return;
+        _security = new TransportSecurity(key, SwarmKey, Encrypt);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        cts.CancelAfter(TimeSpan.FromSeconds(10));
+        _admitted = (await PeerTransport.AcceptAsync(_socket, _security, cts.Token)).Stream;
+    }
 
     /// <summary>Wraps an accepted socket (for a hand-driven acceptor).</summary>
     public static RawPeer Wrap(Socket socket) => new(socket);
 
-    public static async Task<RawPeer> ConnectAsync(IPEndPoint endPoint)
+    public static async Task<RawPeer> ConnectAsync(IPEndPoint endPoint, SwarmKey? swarmKey = null, bool encrypt = true)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         cts.CancelAfter(TimeSpan.FromSeconds(5));
         await socket.ConnectAsync(endPoint, cts.Token);
-        return new RawPeer(socket);
+        return new RawPeer(socket) { SwarmKey = swarmKey, Encrypt = encrypt };
     }
 
     // ---- sending ----
 
     public async Task SendAsync(ReadOnlyMemory<byte> bytes)
     {
-        int sent = 0;
-        while (sent < bytes.Length) sent += await _socket.SendAsync(bytes[sent..], SocketFlags.None, TestContext.Current.CancellationToken);
+        await Stream.WriteAsync(bytes, TestContext.Current.CancellationToken);
+        await Stream.FlushAsync(TestContext.Current.CancellationToken);
     }
 
     /// <summary>Sends and ignores a reset or broken pipe: the node may close while an attack is still being sent.</summary>
@@ -66,6 +103,9 @@ public sealed class RawPeer : IAsyncDisposable
             await SendAsync(bytes);
         }
         catch (SocketException e) when (IsReset(e))
+        {
+        }
+        catch (IOException e) when (e.InnerException is SocketException s && IsReset(s))
         {
         }
     }
@@ -192,9 +232,13 @@ public sealed class RawPeer : IAsyncDisposable
             int n;
             try
             {
-                n = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
+                n = await Stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
             }
             catch (SocketException e) when (IsReset(e))
+            {
+                return false;
+            }
+            catch (IOException e) when (e.InnerException is SocketException s && IsReset(s) || e.InnerException is null or System.Security.Authentication.AuthenticationException)
             {
                 return false;
             }
@@ -215,6 +259,7 @@ public sealed class RawPeer : IAsyncDisposable
     /// </summary>
     public async Task<Hello> HandshakeAsync(NodeKey key, ContentId content)
     {
+        await AdmitAsync(key);
         byte[] nonce = RandomNumberGenerator.GetBytes(Hello.NonceLength);
         await SendMessageAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, nonce, content.Value, 0));
         var hello = (await ExpectFrameAsync(MessageKind.Hello, TimeSpan.FromSeconds(5))).Decode<Hello>();
@@ -235,7 +280,9 @@ public sealed class RawPeer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { }
+        if (_admitted != null) await _admitted.DisposeAsync();
+        await _network.DisposeAsync();
         _socket.Dispose();
-        await Task.CompletedTask;
+        _security?.Dispose();
     }
 }

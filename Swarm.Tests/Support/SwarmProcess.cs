@@ -42,6 +42,8 @@ public sealed class SwarmProcess : IAsyncDisposable
         psi.ArgumentList.Add(CliPath);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        // Test swarms run every node on 127.0.0.1: exempt loopback from the per-address limits (a test of those limits sets "off").
+        psi.Environment["SWARM_LAB_LOOPBACK"] = "on";
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var sp = new SwarmProcess(process);

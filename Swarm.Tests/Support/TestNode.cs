@@ -11,13 +11,17 @@ public sealed class TestNode : IAsyncDisposable
 {
     private readonly TempDirectory? _ownedDir;
 
-    public TestNode(EngineOptions? options = null, string? dataDirectory = null, bool listen = true)
+    /// <param name="labLoopback">
+    /// Exempt loopback peers from the per-address limits, as a swarm of many nodes on 127.0.0.1 needs (true unless a test
+    /// of those limits says otherwise).
+    /// </param>
+    public TestNode(EngineOptions? options = null, string? dataDirectory = null, bool listen = true, bool labLoopback = true)
     {
         if (dataDirectory == null) _ownedDir = new TempDirectory();
         DataDirectory = dataDirectory ?? _ownedDir!.Path;
         Key = NodeKey.LoadOrCreate(DataDirectory);
         Store = new ContentStore(DataDirectory);
-        Engine = new SwarmEngine(Key, Store, options ?? new EngineOptions());
+        Engine = new SwarmEngine(Key, Store, (options ?? new EngineOptions()) with { LoopbackAsHosts = labLoopback });
         if (listen) Engine.Listen(new IPEndPoint(IPAddress.Loopback, 0));
     }
 

@@ -38,6 +38,7 @@ public sealed class HandshakeTests
         using var key = NodeKey.Generate();
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(key);
             await peer.SendMessageAsync(new Hello(WireLimits.ProtocolVersion, Hash256.Random(), key.PublicKey, RandomNumberGenerator.GetBytes(32), seed.Id.Value, 0));
             Assert.Empty(await peer.WaitForCloseAsync(Timeout)); // no Hello back
         }
@@ -52,6 +53,7 @@ public sealed class HandshakeTests
         using var victim = NodeKey.Generate();
         using var attacker = NodeKey.Generate();
         await using var peer = await RawPeer.ConnectAsync(seed.EndPoint);
+        await peer.AdmitAsync(attacker);
         await peer.SendMessageAsync(new Hello(WireLimits.ProtocolVersion, victim.NodeId, attacker.PublicKey, RandomNumberGenerator.GetBytes(32), seed.Id.Value, 0));
         Assert.Empty(await peer.WaitForCloseAsync(Timeout));
         Assert.Equal(0, Peers(seed));
@@ -73,6 +75,7 @@ public sealed class HandshakeTests
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
             byte[] nonce = RandomNumberGenerator.GetBytes(Hello.NonceLength);
+            await peer.AdmitAsync(key);
             await peer.SendMessageAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, nonce, seed.Id.Value, 0));
             var hello = (await peer.ExpectFrameAsync(MessageKind.Hello, Timeout)).Decode<Hello>();
             await peer.ExpectFrameAsync(MessageKind.HelloProof, Timeout);
@@ -116,6 +119,7 @@ public sealed class HandshakeTests
         using var key = NodeKey.Generate();
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(key);
             await peer.SendMessageAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, RandomNumberGenerator.GetBytes(32), Hash256.Random(), 0));
             Assert.Empty(await peer.WaitForCloseAsync(Timeout));
         }
@@ -140,6 +144,7 @@ public sealed class HandshakeTests
         await using var seed = await SeededNode.StartAsync();
         using var key = NodeKey.Generate();
         await using var peer = await RawPeer.ConnectAsync(seed.EndPoint);
+        await peer.AdmitAsync(key);
         await peer.SendMessageAsync(new Hello(WireLimits.ProtocolVersion + 1, key.NodeId, key.PublicKey, RandomNumberGenerator.GetBytes(32), seed.Id.Value, 0));
         Assert.Empty(await peer.WaitForCloseAsync(Timeout));
     }
@@ -152,12 +157,14 @@ public sealed class HandshakeTests
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
             var key = seed.Node.Key;
+            await peer.AdmitAsync(key);
             await peer.SendMessageAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, RandomNumberGenerator.GetBytes(32), seed.Id.Value, 0));
             Assert.Empty(await peer.WaitForCloseAsync(Timeout));
         }
         // Through the library's dialer with the node's own key.
         var ct = TestContext.Current.CancellationToken;
-        await using (var connection = await FrameConnection.ConnectAsync(seed.EndPoint, Timeout, ct))
+        using (var own = new TransportSecurity(seed.Node.Key, null, encrypt: true))
+        await using (var connection = await FrameConnection.ConnectAsync(seed.EndPoint, Timeout, ct, own))
         {
             var e = await Record.ExceptionAsync(() => Handshake.InitiateAsync(connection, seed.Node.Key, seed.Id, 0, ct).WaitAsync(Timeout, ct));
             Assert.True(e is WireProtocolException or IOException, $"expected the handshake to fail, got {e?.GetType().Name ?? "success"}: {e?.Message}");
@@ -165,7 +172,8 @@ public sealed class HandshakeTests
         Assert.Equal(0, Peers(seed));
         // Control: the same dialer with a fresh key succeeds.
         using var fresh = NodeKey.Generate();
-        await using (var connection = await FrameConnection.ConnectAsync(seed.EndPoint, Timeout, ct))
+        using (var freshSecurity = new TransportSecurity(fresh, null, encrypt: true))
+        await using (var connection = await FrameConnection.ConnectAsync(seed.EndPoint, Timeout, ct, freshSecurity))
         {
             var peer = await Handshake.InitiateAsync(connection, fresh, seed.Id, 0, ct).WaitAsync(Timeout, ct);
             Assert.Equal(seed.Node.Key.NodeId, peer.NodeId);

@@ -499,6 +499,7 @@ file sealed class FakePeer : IAsyncDisposable
         _listener.Dispose();
         socket.NoDelay = true;
         _peer = RawPeer.Wrap(socket);
+        await _peer.AcceptAdmissionAsync(_key);
         var timeout = TimeSpan.FromSeconds(5);
         var hello = (await _peer.ExpectFrameAsync(MessageKind.Hello, timeout)).Decode<Hello>();
         Assert.Equal(content.Value, hello.ContentId);

@@ -98,21 +98,20 @@ public sealed class SessionAttackTests
     }
 
     [Fact]
-    public async Task Unrequested_block_is_ignored_and_never_stored()
+    public async Task Unrequested_block_is_refused_from_its_prefix_and_never_stored()
     {
         var (seed, peer, key) = await ConnectAsync();
         await using (seed)
         await using (peer)
         using (key)
         {
+            // All but the last byte of a block nobody asked for: the node refuses it from the 5-byte prefix and closes.
             var junk = new byte[PieceLayout.BlockSize];
             junk.AsSpan().Fill(0xAB);
-            await peer.SendAsync(RawPeer.BlockFrame(new BlockHeader(0, 0), junk));
-            await peer.SendAsync(RawPeer.BlockFrame(new BlockHeader(LastPiece, 0), junk.AsSpan(0, 1000)));
-            // The connection is still usable, and the junk reached neither the store nor the wire.
-            await UnchokeAsync(peer);
-            await AssertServesBlockAsync(seed, peer, 0, 0);
-            await AssertServesBlockAsync(seed, peer, LastPiece, 0);
+            var frame = RawPeer.BlockFrame(new BlockHeader(0, 0), junk);
+            await peer.SendIgnoringResetAsync(frame.AsMemory(0, frame.Length - 1));
+            await AssertClosedAsync(seed, peer);
+            Assert.Equal(0, seed.Node.Engine.TotalBytesFromPeers);
             await seed.AssertStillServesAsync();
         }
     }
@@ -391,6 +390,7 @@ public sealed class SessionAttackTests
         using var key = NodeKey.Generate();
         await using var peer = await RawPeer.ConnectAsync(seed.EndPoint);
         byte[] nonce = System.Security.Cryptography.RandomNumberGenerator.GetBytes(Hello.NonceLength);
+        await peer.AdmitAsync(key);
         await peer.SendMessageAsync(new Hello(WireLimits.ProtocolVersion, key.NodeId, key.PublicKey, nonce, seed.Id.Value, 0));
         var hello = (await peer.ExpectFrameAsync(MessageKind.Hello, Timeout)).Decode<Hello>();
         await peer.ExpectFrameAsync(MessageKind.HelloProof, Timeout);
