@@ -49,6 +49,31 @@ internal static class DhtAddress
     }
 
     /// <summary>
+    /// Who sent a datagram, for the per-address limits (rate limit, store admission): <see cref="SourceKey"/> of its
+    /// address, whatever the port — except that with <paramref name="loopbackAsHosts"/> (<see cref="DhtOptions.LoopbackAsHosts"/>)
+    /// each loopback address:port is a host of its own.
+    /// </summary>
+    public static UInt128 HostKey(IPEndPoint endPoint, bool loopbackAsHosts)
+    {
+        var address = Normalize(endPoint.Address);
+        if (!loopbackAsHosts || !IPAddress.IsLoopback(address)) return SourceKey(address);
+        // Tag 3 keeps these apart from SourceKey's tags 1 (IPv4) and 2 (IPv6): the 32 bits of a 127.x.y.z address (IPv6
+        // loopback is only ::1, marked by bit 63), then the port.
+        ulong host;
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            Span<byte> b = stackalloc byte[4];
+            address.TryWriteBytes(b, out _);
+            host = (ulong)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b) << 16;
+        }
+        else
+        {
+            host = 1UL << 63;
+        }
+        return ((UInt128)3 << 64) | host | (uint)endPoint.Port;
+    }
+
+    /// <summary>
     /// An address a contact may have: not unspecified, not multicast or broadcast, a real port. Loopback contacts are
     /// only believed from a loopback source (a remote node naming 127.0.0.1 means nothing to us).
     /// </summary>

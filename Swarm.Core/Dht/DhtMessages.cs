@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net;
-using System.Security.Cryptography;
 using MessagePack;
 using Swarm.Core.Content;
 
@@ -40,7 +39,10 @@ internal static class DhtLimits
     /// <summary>Largest datagram sent or accepted (fits a 1500-byte MTU with IPv6 and UDP headers).</summary>
     public const int MaxDatagramLength = 1400;
     public const int TokenLength = 16;
+    /// <summary>With a swarm key, every datagram ends in an 8-byte timestamp and a 16-byte MAC (<see cref="DatagramAuthenticator"/>).</summary>
+    public const int TimestampLength = 8;
     public const int MacLength = 16;
+    public const int AuthenticatorLength = TimestampLength + MacLength;
     /// <summary>Contacts, providers and records a response may list (any more are malformed).</summary>
     public const int MaxContacts = 32;
     public const int MaxProviders = 32;
@@ -48,14 +50,14 @@ internal static class DhtLimits
     /// <summary>Room kept for the envelope (array header, version, kind, transaction id, sender id, body header).</summary>
     public const int EnvelopeReserve = 64;
 
-    /// <summary>Largest datagram of a kind, without the swarm-key MAC; 0 for an unknown kind.</summary>
+    /// <summary>Largest message of a kind, without the swarm-key authenticator; 0 for an unknown kind.</summary>
     public static int MaxLength(DhtMessageKind kind) => kind switch
     {
         DhtMessageKind.Ping or DhtMessageKind.AddProviderResult or DhtMessageKind.PutResult => 96,
         DhtMessageKind.FindNode or DhtMessageKind.GetProviders or DhtMessageKind.Pong => 128,
         DhtMessageKind.Get => 160,
         DhtMessageKind.AddProvider => 400,
-        DhtMessageKind.Put or DhtMessageKind.Nodes or DhtMessageKind.Providers or DhtMessageKind.Records => MaxDatagramLength - MacLength,
+        DhtMessageKind.Put or DhtMessageKind.Nodes or DhtMessageKind.Providers or DhtMessageKind.Records => MaxDatagramLength - AuthenticatorLength,
         _ => 0,
     };
 
@@ -297,17 +299,22 @@ internal enum DecodeResult
     Ok,
     Oversized,
     Malformed,
+    /// <summary>A swarm key is set and the authenticator is missing or its MAC is wrong.</summary>
     BadMac,
+    /// <summary>Authentic, but stamped outside the replay window.</summary>
+    OutsideWindow,
+    /// <summary>Authentic, but accepted before.</summary>
+    Replayed,
 }
 
 /// <summary>
 /// The datagram format: a MessagePack array <c>[version, kind, transactionId (u64), senderId (32 bytes), body]</c>, then, when a
-/// swarm key is configured, a 16-byte HMAC-SHA256 of everything before it. Written and read by hand; untrusted input never
-/// reaches a resolver.
+/// swarm key is configured, the authenticator (<see cref="DatagramAuthenticator"/>: an 8-byte timestamp and a 16-byte MAC of
+/// everything before it). Written and read by hand; untrusted input never reaches a resolver.
 /// </summary>
 internal static class DhtCodec
 {
-    public static byte[] Encode(DhtHeader header, IDhtBody body, byte[]? swarmKey)
+    public static byte[] Encode(DhtHeader header, IDhtBody body, DatagramAuthenticator? authenticator)
     {
         if (header.Kind != body.Kind) throw new ArgumentException("header and body kinds differ", nameof(body));
         var buffer = new ArrayBufferWriter<byte>(256);
@@ -322,29 +329,27 @@ internal static class DhtCodec
         int length = buffer.WrittenCount;
         if (length > DhtLimits.MaxLength(header.Kind))
             throw new InvalidOperationException($"{header.Kind} message of {length} bytes exceeds its limit of {DhtLimits.MaxLength(header.Kind)}");
-        if (swarmKey == null) return buffer.WrittenSpan.ToArray();
-        var datagram = new byte[length + DhtLimits.MacLength];
-        buffer.WrittenSpan.CopyTo(datagram);
-        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(swarmKey, datagram.AsSpan(0, length), mac);
-        mac[..DhtLimits.MacLength].CopyTo(datagram.AsSpan(length));
-        return datagram;
+        return authenticator == null ? buffer.WrittenSpan.ToArray() : authenticator.Seal(buffer.WrittenSpan);
     }
 
-    /// <summary>Parses a datagram; never throws on bad input.</summary>
-    public static DecodeResult TryDecode(ReadOnlyMemory<byte> datagram, byte[]? swarmKey, out DhtHeader header, out IDhtBody? body)
+    /// <summary>
+    /// Parses a datagram; never throws on bad input. With an authenticator, the authenticator is checked (and the datagram
+    /// remembered against replay) before anything is parsed.
+    /// </summary>
+    public static DecodeResult TryDecode(ReadOnlyMemory<byte> datagram, DatagramAuthenticator? authenticator, out DhtHeader header, out IDhtBody? body)
     {
         header = default;
         body = null;
         if (datagram.Length > DhtLimits.MaxDatagramLength) return DecodeResult.Oversized;
-        if (swarmKey != null)
+        if (authenticator != null)
         {
-            if (datagram.Length < DhtLimits.MacLength) return DecodeResult.Malformed;
-            var span = datagram.Span;
-            Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-            HMACSHA256.HashData(swarmKey, span[..^DhtLimits.MacLength], mac);
-            if (!CryptographicOperations.FixedTimeEquals(mac[..DhtLimits.MacLength], span[^DhtLimits.MacLength..])) return DecodeResult.BadMac;
-            datagram = datagram[..^DhtLimits.MacLength];
+            switch (authenticator.Open(datagram, out datagram))
+            {
+                case AuthResult.Ok: break;
+                case AuthResult.BadMac: return DecodeResult.BadMac;
+                case AuthResult.OutsideWindow: return DecodeResult.OutsideWindow;
+                default: return DecodeResult.Replayed;
+            }
         }
         try
         {

@@ -431,8 +431,11 @@ public sealed class DhtNode : IAsyncDisposable
         return response;
     }
 
-    /// <summary>Bytes a response body may use: the datagram limit less the envelope and a possible swarm-key MAC.</summary>
-    private const int ResponseBudget = DhtLimits.MaxDatagramLength - DhtLimits.MacLength - DhtLimits.EnvelopeReserve;
+    /// <summary>
+    /// Bytes a response body may use: the datagram limit less the envelope and a possible swarm-key authenticator
+    /// (timestamp and MAC), 1,312 bytes: room for k = 20 IPv6 contacts (56 bytes each) and more.
+    /// </summary>
+    private const int ResponseBudget = DhtLimits.MaxDatagramLength - DhtLimits.AuthenticatorLength - DhtLimits.EnvelopeReserve;
 
     private static List<Contact> Fit(List<Contact> contacts, int budget)
     {
@@ -502,7 +505,7 @@ public sealed class DhtNode : IAsyncDisposable
     private DhtStatus AcceptProvider(AddProviderRequest request, IPEndPoint source, Hash256 sender)
     {
         if (!_tokens.Validate(source.Address, request.Token)) return DhtStatus.BadToken;
-        return _providers.Add(request.Key, sender, new IPEndPoint(source.Address, request.TcpPort), request.Holdings);
+        return _providers.Add(request.Key, sender, new IPEndPoint(source.Address, request.TcpPort), request.Holdings, source);
     }
 
     private DhtStatus AcceptRecord(PutRequest request, IPEndPoint source)
@@ -513,7 +516,7 @@ public sealed class DhtNode : IAsyncDisposable
         var current = _records.Get(record.Key, record.Publisher);
         if (current.Count > 0 && current[0].Sequence > record.Sequence) return DhtStatus.StaleSequence; // before paying for a signature check
         if (!record.Verify()) return DhtStatus.BadSignature;
-        return _records.Put(record, source.Address);
+        return _records.Put(record, source);
     }
 
     /// <summary>An unknown node asked us something: ping it back, and it enters the routing table if it answers.</summary>
@@ -670,6 +673,8 @@ public sealed class DhtNode : IAsyncDisposable
         DatagramsReceived = DhtCounters.Read(ref _counters.DatagramsReceived),
         DroppedOversized = DhtCounters.Read(ref _counters.DroppedOversized),
         DroppedMalformed = DhtCounters.Read(ref _counters.DroppedMalformed),
+        DroppedBadKey = DhtCounters.Read(ref _counters.DroppedBadKey),
+        DroppedReplayed = DhtCounters.Read(ref _counters.DroppedReplayed),
         DroppedRateLimited = DhtCounters.Read(ref _counters.DroppedRateLimited),
         DroppedUnsolicited = DhtCounters.Read(ref _counters.DroppedUnsolicited),
         RequestsAnswered = DhtCounters.Read(ref _counters.RequestsAnswered),

@@ -7,7 +7,7 @@ public sealed record DhtOptions
     public int BucketSize { get; init; } = 20;
     /// <summary>α: queries a lookup keeps in flight.</summary>
     public int Alpha { get; init; } = 3;
-    /// <summary>Nodes of one /24 (IPv4) or /48 (IPv6) allowed in one bucket. Loopback addresses are exempt.</summary>
+    /// <summary>Nodes of one /24 (IPv4) or /48 (IPv6) allowed in one bucket (loopback too, unless <see cref="LoopbackAsHosts"/>).</summary>
     public int MaxNodesPerSubnet { get; init; } = 2;
     /// <summary>Contacts remembered per bucket to replace nodes that stop answering.</summary>
     public int ReplacementCacheSize { get; init; } = 8;
@@ -34,11 +34,12 @@ public sealed record DhtOptions
     /// <summary>After <see cref="DhtNode.UpdateHoldings"/>, the new summary is announced within about this long (coalesces bursts of updates).</summary>
     public TimeSpan HoldingsUpdateDelay { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Datagrams accepted per second from one source (token bucket), and the bucket's depth.</summary>
+    /// <summary>
+    /// Datagrams accepted per second from one source address (token bucket), and the bucket's depth. A source is an IPv4
+    /// address or an IPv6 /64, whatever its ports: a new source port per datagram buys nothing.
+    /// </summary>
     public double RatePerSource { get; init; } = 100;
     public int BurstPerSource { get; init; } = 200;
-    /// <summary>Rate-limit loopback sources per IP and port instead of per IP, so many nodes on 127.0.0.1 do not share one budget.</summary>
-    public bool RateLimitLoopbackPerPort { get; init; } = true;
     /// <summary>Sources tracked by the rate limiter; beyond this, unknown sources share one overflow budget.</summary>
     public int MaxTrackedSources { get; init; } = 16_384;
 
@@ -47,11 +48,9 @@ public sealed record DhtOptions
     public int MaxProvidersPerKey { get; init; } = 128;
     /// <summary>
     /// Provider records one source address (an IPv4 address, an IPv6 /64) may hold under one key; past it, its newest
-    /// announce replaces its oldest, so a flood from one address never keeps other announces out. Loopback gets more,
-    /// because test swarms run many nodes on 127.0.0.1.
+    /// announce replaces its oldest, so a flood from one address never keeps other announces out.
     /// </summary>
     public int MaxProvidersPerSource { get; init; } = 16;
-    public int MaxProvidersPerSourceLoopback { get; init; } = 64;
     public int MaxRecords { get; init; } = 10_000;
     public long MaxRecordBytes { get; init; } = 16L * 1024 * 1024;
     public int MaxRecordsPerKey { get; init; } = 16;
@@ -63,13 +62,38 @@ public sealed record DhtOptions
     /// <summary>An address pinged back recently is not pinged again for this long.</summary>
     public TimeSpan VerificationCooldown { get; init; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>Optional pre-shared swarm key: every datagram carries an HMAC with it, and datagrams without a valid one are dropped.</summary>
+    /// <summary>
+    /// Test swarms on one host: each loopback address:port counts as its own host for the DHT's per-address limits (the
+    /// per-source rate limit, the per-/24 bucket limit, the per-source store admission). Off by default: then 127.0.0.1
+    /// is one host like any other address, and many sockets on it share its limits. Production nodes leave it off: with it
+    /// on, whoever can send from loopback (any local process, or a proxy relaying remote peers onto loopback) gets fresh
+    /// limits for every port it opens.
+    /// </summary>
+    public bool LoopbackAsHosts { get; init; }
+
+    /// <summary>
+    /// Optional pre-shared swarm secret (at least 16 bytes; the node passes 32 random bytes). Every datagram then carries
+    /// a timestamp and an HMAC under a key derived from it (HKDF-SHA256, info "swarm/dht/v1"); datagrams without a valid
+    /// one, stamped outside <see cref="ReplayWindow"/>, or seen before are dropped unanswered.
+    /// </summary>
     public byte[]? SwarmKey { get; init; }
+    /// <summary>
+    /// With a swarm key: how far a datagram's timestamp may be from our clock, either way. The clocks of a fleet are
+    /// NTP-synced; a node whose clock is off by more gets no answers.
+    /// </summary>
+    public TimeSpan ReplayWindow { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// With a swarm key: accepted datagrams remembered against replay (fixed memory, about 60 bytes each). When it is full,
+    /// the oldest is forgotten and datagrams stamped before it are refused: the window shrinks, replays still never pass.
+    /// </summary>
+    public int MaxReplayEntries { get; init; } = 65_536;
     /// <summary>Kernel receive buffer for the UDP socket.</summary>
     public int SocketReceiveBufferBytes { get; init; } = 1024 * 1024;
 
-    /// <summary>Wall clock for expiry and token rotation (network timeouts always use real time).</summary>
+    /// <summary>Wall clock for expiry, token rotation and swarm-key timestamps (network timeouts always use real time).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    internal const int MinSwarmKeyLength = 16;
 
     internal void Validate()
     {
@@ -81,6 +105,9 @@ public sealed record DhtOptions
         if (BucketRefreshInterval <= TimeSpan.Zero || ReannounceInterval <= TimeSpan.Zero || ProviderTtl <= TimeSpan.Zero || TokenRotation <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(BucketRefreshInterval), "intervals must be positive");
         if (RatePerSource <= 0 || BurstPerSource < 1) throw new ArgumentOutOfRangeException(nameof(RatePerSource));
-        if (SwarmKey is { Length: 0 }) throw new ArgumentException("an empty swarm key", nameof(SwarmKey));
+        if (SwarmKey is { Length: < MinSwarmKeyLength })
+            throw new ArgumentException($"a swarm key of {SwarmKey.Length} bytes is too short to authenticate anything; it needs at least {MinSwarmKeyLength}", nameof(SwarmKey));
+        if (ReplayWindow < TimeSpan.FromSeconds(1)) throw new ArgumentOutOfRangeException(nameof(ReplayWindow), ReplayWindow, "at least 1 s (clocks are never closer than that)");
+        if (MaxReplayEntries < 1) throw new ArgumentOutOfRangeException(nameof(MaxReplayEntries), MaxReplayEntries, "at least 1");
     }
 }

@@ -17,6 +17,8 @@ internal sealed class DhtCounters
     public long DatagramsReceived;
     public long DroppedOversized;
     public long DroppedMalformed;
+    public long DroppedBadKey;
+    public long DroppedReplayed;
     public long DroppedRateLimited;
     public long DroppedUnsolicited;
     public long RequestsAnswered;
@@ -35,9 +37,9 @@ internal sealed class DhtCounters
 /// <summary>
 /// The UDP side of a node: one socket, one receive loop that never blocks a thread (async receive) and never lets an
 /// exception out, and request/response matching on (transaction id, source endpoint). Per datagram, in order: size check,
-/// per-source rate limit, swarm-key MAC, parse, then dispatch; each drop is counted. Requests are answered inline by the
-/// handler (no I/O besides the reply); answers complete the waiting request and report the answering node, which is the
-/// only way a node id reaches the routing table.
+/// per-source rate limit, swarm-key authenticator (MAC, then timestamp window and replay), parse, then dispatch; each drop
+/// is counted. Requests are answered inline by the handler (no I/O besides the reply); answers complete the waiting
+/// request and report the answering node, which is the only way a node id reaches the routing table.
 /// </summary>
 internal sealed class DhtSocket : IAsyncDisposable
 {
@@ -63,6 +65,7 @@ internal sealed class DhtSocket : IAsyncDisposable
     private readonly RequestHandler _onRequest;
     private readonly Action<Contact> _onAnswered;
     private readonly SourceRateLimiter _limiter;
+    private readonly DatagramAuthenticator? _authenticator;
     private readonly ConcurrentDictionary<ulong, Pending> _pending = new();
     private readonly CancellationTokenSource _stop = new();
     private Socket? _socket;
@@ -78,6 +81,8 @@ internal sealed class DhtSocket : IAsyncDisposable
         _onAnswered = onAnswered;
         _logger = logger;
         _limiter = new SourceRateLimiter(options);
+        if (options.SwarmKey != null)
+            _authenticator = new DatagramAuthenticator(options.SwarmKey, options.ReplayWindow, options.MaxReplayEntries, options.TimeProvider);
     }
 
     public IPEndPoint? LocalEndPoint { get; private set; }
@@ -124,7 +129,7 @@ internal sealed class DhtSocket : IAsyncDisposable
         while (!_pending.TryAdd(txid, pending));
         try
         {
-            var datagram = DhtCodec.Encode(new DhtHeader(request.Kind, txid, _self), request, _options.SwarmKey);
+            var datagram = DhtCodec.Encode(new DhtHeader(request.Kind, txid, _self), request, _authenticator);
             DhtCounters.Add(ref _counters.RpcsSent);
             await socket.SendToAsync(datagram, SocketFlags.None, to, cancellationToken).ConfigureAwait(false);
             var reply = await pending.Completion.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
@@ -228,11 +233,18 @@ internal sealed class DhtSocket : IAsyncDisposable
             DhtCounters.Add(ref _counters.DroppedRateLimited);
             return;
         }
-        var result = DhtCodec.TryDecode(datagram, _options.SwarmKey, out var header, out var body);
-        if (result == DecodeResult.Oversized)
+        var result = DhtCodec.TryDecode(datagram, _authenticator, out var header, out var body);
+        switch (result)
         {
-            DhtCounters.Add(ref _counters.DroppedOversized);
-            return;
+            case DecodeResult.Oversized:
+                DhtCounters.Add(ref _counters.DroppedOversized);
+                return;
+            case DecodeResult.BadMac:
+                DhtCounters.Add(ref _counters.DroppedBadKey);
+                return;
+            case DecodeResult.OutsideWindow or DecodeResult.Replayed:
+                DhtCounters.Add(ref _counters.DroppedReplayed);
+                return;
         }
         if (result != DecodeResult.Ok || body == null || header.Sender == _self)
         {
@@ -259,7 +271,7 @@ internal sealed class DhtSocket : IAsyncDisposable
 
         var response = _onRequest(source, reachedAt, header, body);
         if (response == null) return;
-        var reply = DhtCodec.Encode(new DhtHeader(response.Kind, header.TransactionId, _self), response, _options.SwarmKey);
+        var reply = DhtCodec.Encode(new DhtHeader(response.Kind, header.TransactionId, _self), response, _authenticator);
         try
         {
             await socket.SendToAsync(reply, SocketFlags.None, source, stop).ConfigureAwait(false);

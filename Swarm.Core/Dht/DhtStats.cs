@@ -22,10 +22,14 @@ public sealed record DhtStats
     public int Announcements { get; init; }
 
     public long DatagramsReceived { get; init; }
-    public long DatagramsDropped => DroppedOversized + DroppedMalformed + DroppedRateLimited + DroppedUnsolicited;
+    public long DatagramsDropped => DroppedOversized + DroppedMalformed + DroppedBadKey + DroppedReplayed + DroppedRateLimited + DroppedUnsolicited;
     public long DroppedOversized { get; init; }
-    /// <summary>Garbage, truncated, unknown kinds, bad swarm-key MAC.</summary>
+    /// <summary>Garbage, truncated, unknown kinds; without a swarm key also datagrams of keyed nodes (their authenticator is trailing bytes).</summary>
     public long DroppedMalformed { get; init; }
+    /// <summary>With a swarm key: no authenticator or a wrong MAC — an outsider, or a node with another key.</summary>
+    public long DroppedBadKey { get; init; }
+    /// <summary>With a swarm key: authentic, but stamped outside the replay window, or the very datagram was accepted before.</summary>
+    public long DroppedReplayed { get; init; }
     public long DroppedRateLimited { get; init; }
     /// <summary>Answers to nothing we asked: late, replayed, forged, or from the wrong address.</summary>
     public long DroppedUnsolicited { get; init; }

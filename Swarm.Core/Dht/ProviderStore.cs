@@ -34,14 +34,16 @@ internal sealed class ProviderStore
     /// Stores or refreshes a provider record. Admission per key: one source address (the IP the announce came from; an
     /// IPv6 /64) holds at most <see cref="DhtOptions.MaxProvidersPerSource"/> records, its newest replacing its oldest; a
     /// full key makes room by dropping the oldest record of the address holding the most. So a flood from one address
-    /// only ever displaces its own records, and an honest announce made after it is stored.
+    /// only ever displaces its own records, and an honest announce made after it is stored. <paramref name="announcedFrom"/>
+    /// is the UDP endpoint the announce came from (null: the record's own endpoint, as for this node's own record); its
+    /// port matters only with <see cref="DhtOptions.LoopbackAsHosts"/>, where each loopback address:port is its own source.
     /// </summary>
-    public DhtStatus Add(Hash256 key, Hash256 nodeId, IPEndPoint endPoint, ProviderHoldings holdings)
+    public DhtStatus Add(Hash256 key, Hash256 nodeId, IPEndPoint endPoint, ProviderHoldings holdings, IPEndPoint? announcedFrom = null)
     {
         var now = _time.GetUtcNow();
         var record = new ProviderRecord(nodeId, DhtAddress.Normalize(endPoint), holdings, TimeSpan.Zero);
-        var source = DhtAddress.SourceKey(record.EndPoint.Address);
-        int perSource = IPAddress.IsLoopback(record.EndPoint.Address) ? _options.MaxProvidersPerSourceLoopback : _options.MaxProvidersPerSource;
+        var source = DhtAddress.HostKey(announcedFrom ?? record.EndPoint, _options.LoopbackAsHosts);
+        int perSource = _options.MaxProvidersPerSource;
         int size = SizeOf(record);
         lock (_lock)
         {

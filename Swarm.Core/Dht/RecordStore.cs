@@ -32,15 +32,16 @@ internal sealed class RecordStore
     /// <summary>
     /// Stores a verified record: refused if expired, older than (or conflicting with) the stored one, or the store is full.
     /// Sequence numbers count per publisher: a record never replaces another publisher's. Admission per key, by the
-    /// address the put came from (<paramref name="source"/>; null: this node's own): one address holds at most
+    /// address the put came from (<paramref name="source"/>, the UDP endpoint; null: this node's own; its port matters only
+    /// with <see cref="DhtOptions.LoopbackAsHosts"/>): one address holds at most
     /// <see cref="DhtOptions.MaxRecordsPerSource"/> publishers' records, its newest replacing its oldest, and a full key
     /// makes room by dropping the oldest record of the address holding the most — so publishers minted by the thousand
     /// behind one address never keep another address's record out.
     /// </summary>
-    public DhtStatus Put(SignedRecord record, System.Net.IPAddress? source = null)
+    public DhtStatus Put(SignedRecord record, System.Net.IPEndPoint? source = null)
     {
         var now = _time.GetUtcNow();
-        var from = DhtAddress.SourceKey(source);
+        var from = source == null ? 0 : DhtAddress.HostKey(source, _options.LoopbackAsHosts);
         if (record.Expires <= now) return DhtStatus.Invalid;
         var dropAt = record.Expires < now + _options.MaxRecordLifetime ? record.Expires : now + _options.MaxRecordLifetime;
         int size = SizeOf(record);

@@ -13,7 +13,7 @@ public enum AddOutcome
     Cached,
     /// <summary>The bucket is full and its least-recently-seen node must be pinged (<see cref="AddResult.ToPing"/>); the contact waits in the replacement cache.</summary>
     PingNeeded,
-    /// <summary>Refused: our own id, its subnet already has its share of the bucket, or its id is held by a live node at another address.</summary>
+    /// <summary>Refused: our own id, its subnet (/24, /48; loopback too unless <see cref="DhtOptions.LoopbackAsHosts"/>) already has its share of the bucket, or its id is held by a live node at another address.</summary>
     Rejected,
 }
 
@@ -326,7 +326,8 @@ public sealed class RoutingTable
     private bool SubnetAllows(IEnumerable<Contact> contacts, IPAddress address)
     {
         address = DhtAddress.Normalize(address);
-        if (IPAddress.IsLoopback(address)) return true;
+        // Test swarms on one host: every loopback node is a host of its own, in no subnet with the others.
+        if (_options.LoopbackAsHosts && IPAddress.IsLoopback(address)) return true;
         var subnet = DhtAddress.SubnetKey(address);
         int same = 0;
         foreach (var c in contacts)

@@ -4,25 +4,25 @@ using System.Net;
 namespace Swarm.Core.Dht;
 
 /// <summary>
-/// A token bucket per source address (per address and port for loopback when configured), checked before a datagram is
-/// parsed. The table of sources is bounded; when it is full of active sources, unknown ones share one overflow bucket, so
-/// a flood of spoofed addresses cannot grow memory or starve the sources already tracked.
+/// A token bucket per source address — an IPv4 address or an IPv6 /64 (<see cref="DhtAddress.HostKey"/>), never the port,
+/// so a new source port per datagram buys no new budget — checked before a datagram is parsed. (With
+/// <see cref="DhtOptions.LoopbackAsHosts"/>, each loopback address:port has its own bucket.) The table of sources is
+/// bounded; when it is full of active sources, unknown ones share one overflow bucket, so a flood of spoofed addresses
+/// cannot grow memory or starve the sources already tracked.
 /// </summary>
 internal sealed class SourceRateLimiter
 {
-    private readonly record struct SourceKey(IPAddress Address, int Port);
-
     private sealed class TokenBucket(double tokens, long stamp)
     {
         public double Tokens = tokens;
         public long Stamp = stamp;
     }
 
-    private readonly Dictionary<SourceKey, TokenBucket> _buckets = [];
+    private readonly Dictionary<UInt128, TokenBucket> _buckets = [];
     private readonly Lock _lock = new();
     private readonly double _rate;
     private readonly double _burst;
-    private readonly bool _loopbackPerPort;
+    private readonly bool _loopbackAsHosts;
     private readonly int _maxSources;
     private readonly TokenBucket _overflow;
     private long _lastPrune;
@@ -31,7 +31,7 @@ internal sealed class SourceRateLimiter
     {
         _rate = options.RatePerSource;
         _burst = options.BurstPerSource;
-        _loopbackPerPort = options.RateLimitLoopbackPerPort;
+        _loopbackAsHosts = options.LoopbackAsHosts;
         _maxSources = Math.Max(16, options.MaxTrackedSources);
         _overflow = new TokenBucket(_burst * 4, Stopwatch.GetTimestamp());
         _lastPrune = Stopwatch.GetTimestamp();
@@ -41,8 +41,7 @@ internal sealed class SourceRateLimiter
 
     public bool TryAcquire(IPEndPoint source)
     {
-        var address = DhtAddress.Normalize(source.Address);
-        var key = new SourceKey(address, _loopbackPerPort && IPAddress.IsLoopback(address) ? source.Port : 0);
+        var key = DhtAddress.HostKey(source, _loopbackAsHosts);
         long now = Stopwatch.GetTimestamp();
         lock (_lock)
         {
@@ -75,7 +74,7 @@ internal sealed class SourceRateLimiter
     private void Prune(long now)
     {
         _lastPrune = now;
-        List<SourceKey>? idle = null;
+        List<UInt128>? idle = null;
         foreach (var (key, b) in _buckets)
             if (b.Tokens + Stopwatch.GetElapsedTime(b.Stamp, now).TotalSeconds * _rate >= _burst) (idle ??= []).Add(key);
         if (idle != null) foreach (var k in idle) _buckets.Remove(k);

@@ -22,7 +22,8 @@ public class SwarmResilienceTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
     private static readonly IPEndPoint Loopback = new(IPAddress.Loopback, 0);
-    private static readonly DhtOptions Dht = new() { HoldingsUpdateDelay = TimeSpan.FromMilliseconds(200), RpcTimeout = TimeSpan.FromMilliseconds(500) };
+    // Every node on 127.0.0.1: each counts as its own host for the DHT's per-address limits.
+    private static readonly DhtOptions Dht = new() { HoldingsUpdateDelay = TimeSpan.FromMilliseconds(200), RpcTimeout = TimeSpan.FromMilliseconds(500), LoopbackAsHosts = true };
 
     private static EngineOptions Rated(long rate) => new()
     {

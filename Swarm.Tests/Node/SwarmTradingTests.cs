@@ -31,7 +31,8 @@ public class SwarmTradingTests
             OptimisticInterval = TimeSpan.FromSeconds(3),
             StallTimeout = TimeSpan.FromSeconds(60),
         };
-        var dht = new DhtOptions { HoldingsUpdateDelay = TimeSpan.FromMilliseconds(200), RpcTimeout = TimeSpan.FromMilliseconds(500) };
+        // Every node on 127.0.0.1: each counts as its own host for the DHT's per-address limits.
+        var dht = new DhtOptions { HoldingsUpdateDelay = TimeSpan.FromMilliseconds(200), RpcTimeout = TimeSpan.FromMilliseconds(500), LoopbackAsHosts = true };
         var loopback = new IPEndPoint(IPAddress.Loopback, 0);
 
         await using var seed = await LocalNode.StartAsync(dir.Combine("seed"), engine, NullLogger.Instance, loopback, [], Ct, dht);

@@ -27,19 +27,24 @@ internal sealed class DhtSimulation : IAsyncDisposable
     public IReadOnlyList<DhtNode> Nodes { get { lock (_lock) return _nodes.ToList(); } }
     public IReadOnlyList<DhtNode> LiveNodes { get { lock (_lock) return _nodes.Where(n => !_stopped.Contains(n)).ToList(); } }
 
-    /// <summary>Options suited to many nodes sharing loopback in one process: loopback rate-limited per port, short timeouts.</summary>
+    /// <summary>
+    /// Options suited to many nodes sharing 127.0.0.1 in one process: each address:port counts as its own host (its own rate
+    /// limit, no /24 limit among them), short timeouts.
+    /// </summary>
     public static DhtOptions LoopbackOptions() => new()
     {
         RpcTimeout = TimeSpan.FromMilliseconds(500),
         LookupWidenAfter = TimeSpan.FromMilliseconds(250),
         LookupTimeout = TimeSpan.FromSeconds(5),
-        RateLimitLoopbackPerPort = true,
+        LoopbackAsHosts = true,
     };
 
     /// <summary>Starts <paramref name="nodeCount"/> nodes and joins them, <paramref name="joinConcurrency"/> at a time, each through two random nodes already in.</summary>
     public static async Task<DhtSimulation> StartAsync(int nodeCount, DhtOptions? options, CancellationToken cancellationToken, int joinConcurrency = 8)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(nodeCount, 1);
+        if (options is { LoopbackAsHosts: false })
+            throw new ArgumentException("every simulated node is on 127.0.0.1: without LoopbackAsHosts they are one host to each other (one rate limit, two places per bucket)", nameof(options));
         var sim = new DhtSimulation(options ?? LoopbackOptions());
         try
         {

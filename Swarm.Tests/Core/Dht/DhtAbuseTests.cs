@@ -73,10 +73,10 @@ public class DhtAbuseTests
     [Fact]
     public async Task AFloodFromOneAddressDoesNotStopTheNodeFromAnsweringOthers()
     {
-        // Loopback is rate-limited per port by default, so the flooding socket is one source and the honest node another.
+        // The flooder sends from 127.0.0.1 and the honest node from 127.0.0.2: two addresses, two budgets.
         await using var victim = new TestDhtNode(DhtTestOptions.Fast);
         // A ping the kernel drops from the victim's full socket buffer costs the honest node only a short timeout.
-        await using var honest = new TestDhtNode(DhtTestOptions.Fast with { RpcTimeout = TimeSpan.FromMilliseconds(250) });
+        await using var honest = new TestDhtNode(DhtTestOptions.Fast with { RpcTimeout = TimeSpan.FromMilliseconds(250) }, address: IPAddress.Parse("127.0.0.2"));
         using var flooder = new RawDhtPeer();
         // Find-node requests: the most expensive thing to answer (a sorted table scan and a full datagram back).
         var datagram = flooder.Encode(new FindNodeRequest(Hash256.Random()), 1);

@@ -12,11 +12,13 @@ public class DhtMessageTests
     private static Contact V4(int i) => new(Hash256.Random(), new IPEndPoint(IPAddress.Parse($"198.51.100.{i % 250 + 1}"), 40_000 + i));
     private static Contact V6(int i) => new(Hash256.Random(), new IPEndPoint(IPAddress.Parse($"2001:db8::{i + 1:x}"), 65_000 + i));
 
+    private static DatagramAuthenticator Authenticator(byte[] swarmKey) => new(swarmKey, TimeSpan.FromSeconds(60), 1024, TimeProvider.System);
+
     private static IDhtBody RoundTrip(IDhtBody body, byte[]? swarmKey = null)
     {
-        var bytes = DhtCodec.Encode(new DhtHeader(body.Kind, 0x0123456789abcdef, Sender), body, swarmKey);
+        var bytes = DhtCodec.Encode(new DhtHeader(body.Kind, 0x0123456789abcdef, Sender), body, swarmKey == null ? null : Authenticator(swarmKey));
         Assert.True(bytes.Length <= DhtLimits.MaxDatagramLength);
-        Assert.Equal(DecodeResult.Ok, DhtCodec.TryDecode(bytes, swarmKey, out var header, out var decoded));
+        Assert.Equal(DecodeResult.Ok, DhtCodec.TryDecode(bytes, swarmKey == null ? null : Authenticator(swarmKey), out var header, out var decoded));
         Assert.Equal(body.Kind, header.Kind);
         Assert.Equal(0x0123456789abcdefUL, header.TransactionId);
         Assert.Equal(Sender, header.Sender);
@@ -64,7 +66,7 @@ public class DhtMessageTests
         var put = Assert.IsType<PutRequest>(RoundTrip(new PutRequest(new byte[DhtLimits.TokenLength], record), swarmKey: new byte[32]));
         Assert.True(put.Record.Verify());
 
-        // k = 20 IPv6 contacts, with a swarm key MAC.
+        // k = 20 IPv6 contacts, with a swarm-key authenticator (timestamp and MAC).
         var contacts = Enumerable.Range(0, 20).Select(V6).ToList();
         Assert.Equal(20, Assert.IsType<NodesResponse>(RoundTrip(new NodesResponse(contacts), new byte[32])).Contacts.Count);
         var holdings = ProviderHoldings.Partial(1, 8192, new byte[128]);
@@ -75,10 +77,18 @@ public class DhtMessageTests
     [Fact]
     public void SwarmKeyMismatchIsRejected()
     {
-        var bytes = DhtCodec.Encode(new DhtHeader(DhtMessageKind.Ping, 1, Sender), PingRequest.Instance, [1, 2, 3]);
-        Assert.Equal(DecodeResult.BadMac, DhtCodec.TryDecode(bytes, [1, 2, 4], out _, out _));
-        Assert.Equal(DecodeResult.Malformed, DhtCodec.TryDecode(bytes, null, out _, out _)); // trailing MAC bytes
-        Assert.Equal(DecodeResult.Ok, DhtCodec.TryDecode(bytes, [1, 2, 3], out _, out _));
+        var key = new byte[32];
+        key[0] = 1;
+        var otherKey = (byte[])key.Clone();
+        otherKey[31] = 1;
+        var bytes = DhtCodec.Encode(new DhtHeader(DhtMessageKind.Ping, 1, Sender), PingRequest.Instance, Authenticator(key));
+        Assert.Equal(DecodeResult.BadMac, DhtCodec.TryDecode(bytes, Authenticator(otherKey), out _, out _));
+        Assert.Equal(DecodeResult.Malformed, DhtCodec.TryDecode(bytes, null, out _, out _)); // trailing authenticator bytes
+        var unkeyed = DhtCodec.Encode(new DhtHeader(DhtMessageKind.Ping, 1, Sender), PingRequest.Instance, null);
+        Assert.Equal(DecodeResult.BadMac, DhtCodec.TryDecode(unkeyed, Authenticator(key), out _, out _)); // no authenticator at all
+        var receiver = Authenticator(key);
+        Assert.Equal(DecodeResult.Ok, DhtCodec.TryDecode(bytes, receiver, out _, out _));
+        Assert.Equal(DecodeResult.Replayed, DhtCodec.TryDecode(bytes, receiver, out _, out _));
     }
 
     [Fact]

@@ -13,12 +13,7 @@ public class DhtNetworkTests
     private const int NodeCount = 200;
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static DhtOptions Options => new()
-    {
-        RpcTimeout = TimeSpan.FromMilliseconds(500),
-        LookupWidenAfter = TimeSpan.FromMilliseconds(250),
-        LookupTimeout = TimeSpan.FromSeconds(5),
-    };
+    private static DhtOptions Options => DhtSimulation.LoopbackOptions();
 
     [Fact]
     public async Task LookupsReturnTheTrueKClosestAndEveryNodeFindsTheProviders()

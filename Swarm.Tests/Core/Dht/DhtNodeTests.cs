@@ -13,9 +13,12 @@ public class DhtNodeTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
+    /// <summary>Nodes sharing 127.0.0.1, so they need <see cref="DhtTestOptions.LoopbackSwarm"/> (checked).</summary>
     private static async Task<List<TestDhtNode>> NetworkAsync(int count, DhtOptions? options = null)
     {
-        var nodes = Enumerable.Range(0, count).Select(_ => new TestDhtNode(options ?? DhtTestOptions.Fast)).ToList();
+        options ??= DhtTestOptions.LoopbackSwarm;
+        Assert.True(options.LoopbackAsHosts, "nodes sharing 127.0.0.1 are one host to each other without LoopbackAsHosts");
+        var nodes = Enumerable.Range(0, count).Select(_ => new TestDhtNode(options)).ToList();
         foreach (var n in nodes.Skip(1)) await n.Node.BootstrapAsync([nodes[0].EndPoint], Ct);
         return nodes;
     }
@@ -98,7 +101,7 @@ public class DhtNodeTests
     [Fact]
     public async Task ProvidersReannounceUntilWithdrawnThenExpire()
     {
-        var options = DhtTestOptions.Fast with
+        var options = DhtTestOptions.LoopbackSwarm with
         {
             ReannounceInterval = TimeSpan.FromMilliseconds(300),
             ProviderTtl = TimeSpan.FromSeconds(1),
@@ -247,9 +250,9 @@ public class DhtNodeTests
         Assert.Equal(DhtStatus.StaleSequence, store.Put(SignedRecord.Create(a, key, "2"u8, 2, expires)));
         Assert.Equal(DhtStatus.StaleSequence, store.Put(SignedRecord.Create(a, key, "x"u8, 3, expires))); // same sequence, other value
         Assert.Equal(3, Assert.Single(store.Get(key)).Sequence);
-        Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(b, key, "b"u8, 1, expires), IPAddress.Parse("192.0.2.2")));
+        Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(b, key, "b"u8, 1, expires), new IPEndPoint(IPAddress.Parse("192.0.2.2"), 7000)));
         // Per key: two publishers behind two addresses fill it, and a third address does not push either out.
-        Assert.Equal(DhtStatus.StoreFull, store.Put(SignedRecord.Create(c, key, "c"u8, 1, expires), IPAddress.Parse("192.0.2.3")));
+        Assert.Equal(DhtStatus.StoreFull, store.Put(SignedRecord.Create(c, key, "c"u8, 1, expires), new IPEndPoint(IPAddress.Parse("192.0.2.3"), 7000)));
         Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(c, Hash256.Random(), "c"u8, 1, expires)));
         Assert.Equal(DhtStatus.StoreFull, store.Put(SignedRecord.Create(c, Hash256.Random(), "d"u8, 1, expires))); // overall
         Assert.Equal(3, store.Count);
@@ -286,7 +289,7 @@ public class DhtNodeTests
     }
 
     [Fact]
-    public void RateLimiterLimitsEachSourceAndKeysLoopbackByPort()
+    public void RateLimiterCountsAddressesNotPortsAndLoopbackPortsOnlyWhenAsked()
     {
         var limiter = new SourceRateLimiter(new DhtOptions { RatePerSource = 1, BurstPerSource = 10 });
         var a = new IPEndPoint(IPAddress.Parse("192.0.2.1"), 1000);
@@ -294,14 +297,21 @@ public class DhtNodeTests
         Assert.Equal(10, Enumerable.Range(0, 50).Count(_ => limiter.TryAcquire(a)));
         Assert.False(limiter.TryAcquire(aOtherPort)); // same IP, same budget
         Assert.True(limiter.TryAcquire(new IPEndPoint(IPAddress.Parse("192.0.2.2"), 1000)));
+        // IPv6: one /64 is one source (a host has a whole /64 to pick addresses from).
+        Assert.Equal(10, Enumerable.Range(0, 50).Count(i => limiter.TryAcquire(new IPEndPoint(IPAddress.Parse($"2001:db8:1:2::{i + 1:x}"), 1000))));
+        Assert.True(limiter.TryAcquire(new IPEndPoint(IPAddress.Parse("2001:db8:1:3::1"), 1000)));
 
+        // Loopback is an address like any other by default: its ports share one budget.
         var l1 = new IPEndPoint(IPAddress.Loopback, 1000);
-        Assert.Equal(10, Enumerable.Range(0, 50).Count(_ => limiter.TryAcquire(l1)));
-        Assert.True(limiter.TryAcquire(new IPEndPoint(IPAddress.Loopback, 1001))); // loopback: per port
+        Assert.Equal(10, Enumerable.Range(0, 50).Count(i => limiter.TryAcquire(new IPEndPoint(IPAddress.Loopback, 1000 + i))));
+        Assert.False(limiter.TryAcquire(new IPEndPoint(IPAddress.Loopback, 2000)));
+        Assert.True(limiter.TryAcquire(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 1000))); // another loopback address, another host
 
-        var perIp = new SourceRateLimiter(new DhtOptions { RatePerSource = 1, BurstPerSource = 10, RateLimitLoopbackPerPort = false });
-        Assert.Equal(10, Enumerable.Range(0, 50).Count(_ => perIp.TryAcquire(l1)));
-        Assert.False(perIp.TryAcquire(new IPEndPoint(IPAddress.Loopback, 1001)));
+        var asHosts = new SourceRateLimiter(new DhtOptions { RatePerSource = 1, BurstPerSource = 10, LoopbackAsHosts = true });
+        Assert.Equal(10, Enumerable.Range(0, 50).Count(_ => asHosts.TryAcquire(l1)));
+        Assert.True(asHosts.TryAcquire(new IPEndPoint(IPAddress.Loopback, 1001))); // each loopback port is a host
+        Assert.Equal(10, Enumerable.Range(0, 50).Count(_ => asHosts.TryAcquire(a)));
+        Assert.False(asHosts.TryAcquire(aOtherPort)); // other addresses still count per IP
     }
 
     [Fact]
@@ -322,7 +332,7 @@ public class DhtNodeTests
             await leaving.Node.DisposeAsync();
 
             // Same identity, same port, no bootstrap address: only the saved contacts.
-            var restarted = new DhtNode(keyMaterial, DhtTestOptions.Fast);
+            var restarted = new DhtNode(keyMaterial, DhtTestOptions.LoopbackSwarm);
             await using (restarted)
             {
                 restarted.Start(new IPEndPoint(IPAddress.Loopback, port));
@@ -347,13 +357,14 @@ public class DhtNodeTests
     [Fact]
     public async Task SwarmKeySeparatesNetworks()
     {
-        var keyed = DhtTestOptions.Fast with { SwarmKey = "secret"u8.ToArray() };
+        var keyed = DhtTestOptions.Fast with { SwarmKey = DhtTestOptions.NewSwarmKey() };
         await using var a = new TestDhtNode(keyed);
         await using var b = new TestDhtNode(keyed);
-        await using var outsider = new TestDhtNode(DhtTestOptions.Fast with { SwarmKey = "other"u8.ToArray() });
+        await using var outsider = new TestDhtNode(DhtTestOptions.Fast with { SwarmKey = DhtTestOptions.NewSwarmKey() });
         Assert.Equal(b.Id, await a.Node.PingAsync(b.EndPoint, Ct));
         Assert.Null(await outsider.Node.PingAsync(b.EndPoint, Ct));
-        Assert.True(b.Node.GetStats().DroppedMalformed >= 1);
+        await Poll.UntilAsync(() => b.Node.GetStats().DroppedBadKey >= 1, Wait, "the outsider's ping to be counted as a bad key");
+        Assert.Equal(0, b.Node.GetStats().DroppedMalformed);
     }
 
     [Fact]
@@ -404,7 +415,7 @@ public class DhtNodeTests
     [Fact]
     public async Task BucketsAreRefreshedPeriodically()
     {
-        var options = DhtTestOptions.Fast with { BucketRefreshInterval = TimeSpan.FromMilliseconds(300) };
+        var options = DhtTestOptions.LoopbackSwarm with { BucketRefreshInterval = TimeSpan.FromMilliseconds(300) };
         var nodes = await NetworkAsync(4, options);
         try
         {

@@ -9,9 +9,17 @@ public class RoutingTableTests
 {
     private static readonly Hash256 Self = Hash256.Of([1, 2, 3]);
     private static int _port = 10_000;
+    private static int _host;
 
+    /// <summary>A contact in <paramref name="bucket"/>; by default each at an address of its own /24 (10.x.y.1), so the subnet limit never applies.</summary>
     private static Contact ContactIn(int bucket, IPAddress? address = null) =>
-        new(DhtAddress.RandomIdInBucket(Self, bucket), new IPEndPoint(address ?? IPAddress.Loopback, Interlocked.Increment(ref _port)));
+        new(DhtAddress.RandomIdInBucket(Self, bucket), new IPEndPoint(address ?? NextHost(), Interlocked.Increment(ref _port)));
+
+    private static IPAddress NextHost()
+    {
+        int n = Interlocked.Increment(ref _host);
+        return new IPAddress([10, (byte)(n >> 8), (byte)n, 1]);
+    }
 
     private static (RoutingTable Table, ManualTimeProvider Time) NewTable(DhtOptions? options = null)
     {
@@ -141,12 +149,26 @@ public class RoutingTableTests
     }
 
     [Fact]
-    public void LoopbackIsExemptFromTheSubnetLimit()
+    public void LoopbackIsASubnetLikeAnyOtherUnlessLoopbackAsHosts()
     {
         var (table, _) = NewTable();
-        for (int i = 0; i < 20; i++) Assert.Equal(AddOutcome.Added, table.Observe(ContactIn(0)).Outcome);
-        Assert.Equal(20, table.BucketContents(0).Count);
-        for (int i = 0; i < 5; i++) Assert.Equal(AddOutcome.Added, table.Observe(ContactIn(2, IPAddress.IPv6Loopback)).Outcome);
+        Assert.Equal(AddOutcome.Added, table.Observe(ContactIn(0, IPAddress.Loopback)).Outcome);
+        Assert.Equal(AddOutcome.Added, table.Observe(ContactIn(0, IPAddress.Parse("127.0.0.2"))).Outcome);
+        Assert.Equal(AddOutcome.Rejected, table.Observe(ContactIn(0, IPAddress.Parse("127.0.0.3"))).Outcome);
+        Assert.Equal(AddOutcome.Rejected, table.Observe(ContactIn(0, IPAddress.Loopback)).Outcome); // another port of 127.0.0.1
+        Assert.Equal(AddOutcome.Added, table.Observe(ContactIn(0, IPAddress.Parse("127.0.1.1"))).Outcome); // another /24
+        Assert.Equal(AddOutcome.Added, table.Observe(ContactIn(2, IPAddress.IPv6Loopback)).Outcome);
+        Assert.Equal(AddOutcome.Added, table.Observe(ContactIn(2, IPAddress.IPv6Loopback)).Outcome);
+        Assert.Equal(AddOutcome.Rejected, table.Observe(ContactIn(2, IPAddress.IPv6Loopback)).Outcome);
+
+        var (asHosts, _) = NewTable(new DhtOptions { LoopbackAsHosts = true });
+        for (int i = 0; i < 20; i++) Assert.Equal(AddOutcome.Added, asHosts.Observe(ContactIn(0, IPAddress.Loopback)).Outcome);
+        Assert.Equal(20, asHosts.BucketContents(0).Count);
+        for (int i = 0; i < 5; i++) Assert.Equal(AddOutcome.Added, asHosts.Observe(ContactIn(2, IPAddress.IPv6Loopback)).Outcome);
+        // Other addresses keep the limit.
+        Assert.Equal(AddOutcome.Added, asHosts.Observe(ContactIn(3, IPAddress.Parse("203.0.113.1"))).Outcome);
+        Assert.Equal(AddOutcome.Added, asHosts.Observe(ContactIn(3, IPAddress.Parse("203.0.113.2"))).Outcome);
+        Assert.Equal(AddOutcome.Rejected, asHosts.Observe(ContactIn(3, IPAddress.Parse("203.0.113.3"))).Outcome);
     }
 
     [Fact]
@@ -167,7 +189,7 @@ public class RoutingTableTests
         var all = new List<Contact>();
         for (int i = 0; i < 400; i++)
         {
-            var c = new Contact(Hash256.Random(), new IPEndPoint(IPAddress.Loopback, 20_000 + i));
+            var c = new Contact(Hash256.Random(), new IPEndPoint(NextHost(), 20_000 + i));
             if (table.Observe(c).Outcome == AddOutcome.Added) all.Add(c);
         }
         for (int trial = 0; trial < 20; trial++)

@@ -35,21 +35,44 @@ public class StoreAdmissionTests
     }
 
     [Fact]
-    public void OnLoopbackTheNewestAnnounceReplacesTheOldestOfItsAddress()
+    public void LoopbackIsOneSourceLikeAnyAddressAndTheNewestAnnounceReplacesItsOldest()
     {
         var time = new ManualTimeProvider();
         var options = new DhtOptions { TimeProvider = time };
         var store = new ProviderStore(options);
         var key = Hash256.Random();
+        // 128 announces from one loopback socket and from many loopback ports: one source either way.
         for (int port = 1000; port < 1128; port++)
         {
-            store.Add(key, Hash256.Random(), new IPEndPoint(IPAddress.Loopback, port), ProviderHoldings.Complete(1));
+            var from = new IPEndPoint(IPAddress.Loopback, port % 2 == 0 ? 5000 : port);
+            store.Add(key, Hash256.Random(), new IPEndPoint(IPAddress.Loopback, port), ProviderHoldings.Complete(1), from);
             time.Advance(TimeSpan.FromMilliseconds(10));
         }
-        Assert.Equal(options.MaxProvidersPerSourceLoopback, store.Count);
+        Assert.Equal(options.MaxProvidersPerSource, store.Count);
         var honestId = Hash256.Random();
-        Assert.Equal(DhtStatus.Ok, store.Add(key, honestId, new IPEndPoint(IPAddress.Loopback, 7400), ProviderHoldings.Complete(1)));
+        Assert.Equal(DhtStatus.Ok, store.Add(key, honestId, new IPEndPoint(IPAddress.Loopback, 7400), ProviderHoldings.Complete(1), new IPEndPoint(IPAddress.Loopback, 6000)));
         Assert.Equal(honestId, store.Get(key)[0].NodeId); // freshest of its address first
+        Assert.Equal(options.MaxProvidersPerSource, store.Count);
+    }
+
+    [Fact]
+    public void WithLoopbackAsHostsEachLoopbackSocketIsItsOwnSource()
+    {
+        var time = new ManualTimeProvider();
+        var options = new DhtOptions { TimeProvider = time, LoopbackAsHosts = true };
+        var store = new ProviderStore(options);
+        var key = Hash256.Random();
+        // Forty nodes on 127.0.0.1, each announcing from its own UDP socket: all are kept.
+        for (int i = 0; i < 40; i++)
+            Assert.Equal(DhtStatus.Ok, store.Add(key, Hash256.Random(), new IPEndPoint(IPAddress.Loopback, 7000 + i), ProviderHoldings.Complete(1), new IPEndPoint(IPAddress.Loopback, 9000 + i)));
+        Assert.Equal(40, store.Count);
+        // One socket announcing many TCP ports is still one source.
+        for (int port = 20_000; port < 20_100; port++)
+        {
+            store.Add(key, Hash256.Random(), new IPEndPoint(IPAddress.Loopback, port), ProviderHoldings.Complete(1), new IPEndPoint(IPAddress.Loopback, 9999));
+            time.Advance(TimeSpan.FromMilliseconds(10));
+        }
+        Assert.Equal(40 + options.MaxProvidersPerSource, store.Count);
     }
 
     [Fact]
@@ -80,12 +103,12 @@ public class StoreAdmissionTests
         {
             using var minted = NodeKey.Generate();
             // Sequence numbers as high as the attacker likes: they order nothing across publishers.
-            Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(minted, key, "evil"u8, long.MaxValue / 2, expires), Attacker));
+            Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(minted, key, "evil"u8, long.MaxValue / 2, expires), new IPEndPoint(Attacker, 7000 + i)));
             time.Advance(TimeSpan.FromMilliseconds(10));
         }
         Assert.Equal(options.MaxRecordsPerSource, store.Get(key).Count);
         using var honest = NodeKey.Generate();
-        Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(honest, key, "good"u8, 1, expires), Honest));
+        Assert.Equal(DhtStatus.Ok, store.Put(SignedRecord.Create(honest, key, "good"u8, 1, expires), new IPEndPoint(Honest, 7000)));
         var records = store.Get(key);
         Assert.Equal(honest.NodeId, records[0].Publisher); // the most recently stored address first
         // On one shared address (loopback) the honest record replaces the oldest of that address instead of being refused.
@@ -93,10 +116,10 @@ public class StoreAdmissionTests
         for (int i = 0; i < 40; i++)
         {
             using var minted = NodeKey.Generate();
-            shared.Put(SignedRecord.Create(minted, key, "evil"u8, 5, expires), IPAddress.Loopback);
+            shared.Put(SignedRecord.Create(minted, key, "evil"u8, 5, expires), new IPEndPoint(IPAddress.Loopback, 7000 + i));
             time.Advance(TimeSpan.FromMilliseconds(10));
         }
-        Assert.Equal(DhtStatus.Ok, shared.Put(SignedRecord.Create(honest, key, "good"u8, 1, expires), IPAddress.Loopback));
+        Assert.Equal(DhtStatus.Ok, shared.Put(SignedRecord.Create(honest, key, "good"u8, 1, expires), new IPEndPoint(IPAddress.Loopback, 8000)));
         Assert.Equal(honest.NodeId, shared.Get(key)[0].Publisher);
     }
 }
