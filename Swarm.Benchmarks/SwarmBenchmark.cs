@@ -62,8 +62,8 @@ internal static class SwarmBenchmark
                     await fs.WriteAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left))).ConfigureAwait(false);
                 }
             }
-            var options = new EngineOptions { UploadRate = rate, DownloadRate = rate, StallTimeout = TimeSpan.FromSeconds(120) };
-            var dht = new DhtOptions { HoldingsUpdateDelay = TimeSpan.FromMilliseconds(200) };
+            var options = new EngineOptions { UploadRate = rate, DownloadRate = rate, StallTimeout = TimeSpan.FromSeconds(120), LoopbackAsHosts = true };
+            var dht = new DhtOptions { HoldingsUpdateDelay = TimeSpan.FromMilliseconds(200), LoopbackAsHosts = true };
             var loopback = new IPEndPoint(IPAddress.Loopback, 0);
             using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
             var seed = await LocalNode.StartAsync(Path.Combine(root, "seed"), options, NullLogger.Instance, loopback, [], cts.Token, dht).ConfigureAwait(false);

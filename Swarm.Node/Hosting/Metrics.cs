@@ -40,7 +40,7 @@ public static class Metrics
             Metric("swarm_dht_requests_answered_total", "counter", "DHT requests from other nodes this node answered.", ("", s.RequestsAnswered));
             Metric("swarm_dht_datagrams_dropped_total", "counter", "DHT datagrams dropped, by reason.",
                 ("reason=\"malformed\"", s.DroppedMalformed), ("reason=\"oversized\"", s.DroppedOversized), ("reason=\"rate_limited\"", s.DroppedRateLimited),
-                ("reason=\"unsolicited\"", s.DroppedUnsolicited));
+                ("reason=\"unsolicited\"", s.DroppedUnsolicited), ("reason=\"bad_key\"", s.DroppedBadKey), ("reason=\"replayed\"", s.DroppedReplayed));
             Metric("swarm_dht_records_held", "gauge", "Provider and signed records held for other nodes.", ("kind=\"provider\"", s.ProvidersHeld), ("kind=\"record\"", s.RecordsHeld));
         }
         if (runtime.Mirror is { } mirror)

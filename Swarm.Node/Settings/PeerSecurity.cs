@@ -20,7 +20,7 @@ public sealed record PeerSecurity(SwarmKey? SwarmKey, bool Encrypt, bool LabLoop
 
     public EngineOptions Apply(EngineOptions options) => options with { SwarmKey = SwarmKey, Encrypt = Encrypt, LoopbackAsHosts = LabLoopback };
 
-    public DhtOptions Apply(DhtOptions options) => options with { SwarmKey = SwarmKey?.Derive("swarm/dht") };
+    public DhtOptions Apply(DhtOptions options) => options with { SwarmKey = SwarmKey?.Derive("swarm/dht"), LoopbackAsHosts = LabLoopback };
 
     /// <summary>An empty value is an open swarm; anything else names a key file (loaded and checked now).</summary>
     internal static SwarmKey? ParseSwarmKey(string value)
