@@ -6,10 +6,12 @@
 # In one run it:
 #   1. builds the CLI in Release (dotnet build Swarm.Cli -c Release) and uses Swarm.Cli/bin/Release/net10.0/swarm;
 #   2. writes a random file of --size bytes (default 1GiB; units B, KiB, MiB, GiB, KB, MB, GB, or plain bytes);
-#   3. starts `swarm seed` on a free 127.0.0.1 port with its own data dir, and Debian's nginx (installed with apt-get
+#   3. starts two `swarm seed`s of the file (peer encryption on, the default, and --peer-encryption off) on free 127.0.0.1
+#      ports with their own data dirs, and Debian's nginx (installed with apt-get
 #      if missing) on another free 127.0.0.1 port with its own minimal config (sendfile on), not the system service;
 #   4. measures, --runs times each, interleaved (swarm, curl, openssl, swarm, ...):
-#        (a) `swarm get` with a fresh data dir (wall time, and peak RSS through /usr/bin/time -v),
+#        (a) `swarm get` with a fresh data dir (wall time, and peak RSS through /usr/bin/time -v), encrypted (TLS 1.3)
+#            and plaintext (--peer-encryption off, from the other seed),
 #        (b) `curl -o` of the same file from that nginx,
 #        (c) `openssl dgst -sha256` of the file from the page cache;
 #      before every timed step the previous outputs are deleted and `sync` runs, because dirty-page writeback of the
@@ -72,6 +74,7 @@ RESULTS_DIR=$ROOT/bench/results
 # ---- state for cleanup ----------------------------------------------------------------------------------------------
 WORK=""
 SEED_PID=""
+PLAIN_PID=""
 NGINX_PID=""
 CHILD_PID=""
 POLICY_RC_CREATED=""
@@ -105,10 +108,11 @@ cleanup() {
     set +e
     stop_group "$CHILD_PID" "timed command"
     stop_group "$SEED_PID" "swarm seed"
+    stop_group "$PLAIN_PID" "swarm seed (plaintext)"
     stop_group "$NGINX_PID" "nginx"
     [[ -n $POLICY_RC_CREATED ]] && rm -f /usr/sbin/policy-rc.d
     [[ -n $WORK && -d $WORK ]] && rm -rf -- "$WORK"
-    for pid in $CHILD_PID $SEED_PID $NGINX_PID; do
+    for pid in $CHILD_PID $SEED_PID $PLAIN_PID $NGINX_PID; do
         if group_alive "$pid"; then
             log "warning: processes of group $pid are still running"
             [[ $rc -ne 0 ]] || rc=1
@@ -235,21 +239,34 @@ head -c "$SIZE" /dev/urandom >"$SRC" || die "cannot write $SRC"
 sync
 cat "$SRC" >/dev/null # into the page cache: every reader below reads it from memory
 
-# ---- seed -----------------------------------------------------------------------------------------------------------
+# ---- seeds ----------------------------------------------------------------------------------------------------------
+# Two seeds of the same file: one with peer encryption on (the default, TLS 1.3), one with it off, so one run measures
+# what encryption costs. Sets SEED_ID; the caller records the pid ($!).
+wait_for_id() {
+    local prefix=$1 pid=$2 deadline=$((SECONDS + 600))
+    SEED_ID=""
+    while [[ -z $SEED_ID ]]; do
+        SEED_ID=$(grep -m1 -o 'swarm://[0-9a-fA-F]\{64\}' "$prefix.out" 2>/dev/null || true)
+        [[ -n $SEED_ID ]] && break
+        kill -0 "$pid" 2>/dev/null || { show_failure "$prefix"; die "swarm seed exited before printing its id"; }
+        [[ $SECONDS -lt $deadline ]] || { show_failure "$prefix"; die "swarm seed printed no id within 600 s"; }
+        sleep 0.2
+    done
+}
 SEED_PORT=$(free_port) || die "no free port for the seed"
 log "starting swarm seed on 127.0.0.1:$SEED_PORT (ingests the file first)"
 setsid "$SWARM" seed "$SRC" --data-dir "$WORK/seed-data" --listen "127.0.0.1:$SEED_PORT" >"$WORK/seed.out" 2>"$WORK/seed.err" &
 SEED_PID=$!
-ID=""
-deadline=$((SECONDS + 600))
-while [[ -z $ID ]]; do
-    ID=$(grep -m1 -o 'swarm://[0-9a-fA-F]\{64\}' "$WORK/seed.out" 2>/dev/null || true)
-    [[ -n $ID ]] && break
-    kill -0 "$SEED_PID" 2>/dev/null || { show_failure "$WORK/seed"; die "swarm seed exited before printing its id"; }
-    [[ $SECONDS -lt $deadline ]] || { show_failure "$WORK/seed"; die "swarm seed printed no id within 600 s"; }
-    sleep 0.2
-done
+wait_for_id "$WORK/seed" "$SEED_PID"
+ID=$SEED_ID
 log "seeding $ID"
+PLAIN_PORT=$(free_port) || die "no free port for the plaintext seed"
+while [[ $PLAIN_PORT == "$SEED_PORT" ]]; do PLAIN_PORT=$(free_port) || die "no free port for the plaintext seed"; done
+log "starting swarm seed --peer-encryption off on 127.0.0.1:$PLAIN_PORT"
+setsid "$SWARM" seed "$SRC" --data-dir "$WORK/plain-data" --listen "127.0.0.1:$PLAIN_PORT" --peer-encryption off >"$WORK/plain.out" 2>"$WORK/plain.err" &
+PLAIN_PID=$!
+wait_for_id "$WORK/plain" "$PLAIN_PID"
+[[ $SEED_ID == "$ID" ]] || die "the two seeds of one file printed different ids"
 
 # ---- nginx ----------------------------------------------------------------------------------------------------------
 NGINX_PORT=$(free_port) || die "no free port for nginx"
@@ -294,7 +311,7 @@ for ((i = 0; ; i++)); do
 done
 
 # ---- measurements ---------------------------------------------------------------------------------------------------
-declare -a T_SWARM=() T_CURL=() T_SSL=() RSS_SWARM=() C_SWARM=() C_CURL=() C_SSL=()
+declare -a T_SWARM=() T_PLAIN=() T_CURL=() T_SSL=() RSS_SWARM=() C_SWARM=() C_PLAIN=() C_CURL=() C_SSL=()
 EXPECTED_DIGEST=""
 for ((run = 1; run <= RUNS; run++)); do
     settle
@@ -308,6 +325,17 @@ for ((run = 1; run <= RUNS; run++)); do
     cmp "$SRC" "$WORK/swarm.out.bin" || die "swarm get output differs from the source (run $run)"
     T_SWARM+=("$ELAPSED"); RSS_SWARM+=("$RSS_KB"); C_SWARM+=("$(cpu_add "$CPU" "$server_before" "$(group_cpu "$SEED_PID")")")
     log "  $ELAPSED s, $(mbps "$ELAPSED") MB/s, CPU ${C_SWARM[-1]} s (get $CPU s + seed), peak RSS $((RSS_KB / 1024)) MiB: $(tail -n 1 "$WORK/get.err")"
+
+    settle
+    log "run $run/$RUNS: swarm get --peer-encryption off"
+    mkdir -p "$WORK/get-data"
+    server_before=$(group_cpu "$PLAIN_PID")
+    if ! timed "$WORK/plainget" "$SWARM" get "$ID" --peer "127.0.0.1:$PLAIN_PORT" -o "$WORK/swarm.out.bin" --data-dir "$WORK/get-data" --peer-encryption off; then
+        show_failure "$WORK/plainget"; show_failure "$WORK/plain"; die "swarm get --peer-encryption off (run $run)"
+    fi
+    cmp "$SRC" "$WORK/swarm.out.bin" || die "plaintext swarm get output differs from the source (run $run)"
+    T_PLAIN+=("$ELAPSED"); C_PLAIN+=("$(cpu_add "$CPU" "$server_before" "$(group_cpu "$PLAIN_PID")")")
+    log "  $ELAPSED s, $(mbps "$ELAPSED") MB/s, CPU ${C_PLAIN[-1]} s (get $CPU s + seed)"
 
     settle
     log "run $run/$RUNS: curl from nginx"
@@ -334,11 +362,15 @@ done
 settle
 
 kill -0 "$SEED_PID" 2>/dev/null || { show_failure "$WORK/seed"; die "swarm seed died during the runs"; }
+kill -0 "$PLAIN_PID" 2>/dev/null || { show_failure "$WORK/plain"; die "swarm seed (plaintext) died during the runs"; }
 
 # ---- results --------------------------------------------------------------------------------------------------------
 M_SWARM=$(median "${T_SWARM[@]}"); M_CURL=$(median "${T_CURL[@]}"); M_SSL=$(median "${T_SSL[@]}")
 R_SWARM=$(mbps "$M_SWARM"); R_CURL=$(mbps "$M_CURL"); R_SSL=$(mbps "$M_SSL")
 RATIO=$(awk -v s="$R_SWARM" -v c="$R_CURL" -v o="$R_SSL" 'BEGIN { m = (c < o) ? c : o; printf "%.2f", s / m }')
+M_PLAIN=$(median "${T_PLAIN[@]}"); R_PLAIN=$(mbps "$M_PLAIN"); MC_PLAIN=$(median "${C_PLAIN[@]}")
+RATIO_PLAIN=$(awk -v s="$R_PLAIN" -v c="$R_CURL" -v o="$R_SSL" 'BEGIN { m = (c < o) ? c : o; printf "%.2f", s / m }')
+ENC_VS_PLAIN=$(awk -v e="$R_SWARM" -v p="$R_PLAIN" 'BEGIN { printf "%.2f", e / p }')
 MC_SWARM=$(median "${C_SWARM[@]}"); MC_CURL=$(median "${C_CURL[@]}"); MC_SSL=$(median "${C_SSL[@]}")
 M_RSS_KB=$(median "${RSS_SWARM[@]}")
 RSS_MB=$(awk -v k="$M_RSS_KB" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')
@@ -353,6 +385,7 @@ mkdir -p "$RESULTS_DIR"
 {
     echo "timestamp,size_bytes,runs,measurement,median_seconds,throughput_mb_s,median_cpu_seconds,run_seconds,ratio_to_min_curl_openssl,peak_rss_mb,load_before,load_after"
     echo "$STAMP,$SIZE,$RUNS,swarm_get,$M_SWARM,$R_SWARM,$MC_SWARM,$(runs_of "${T_SWARM[@]}"),$RATIO,$RSS_MB,$LOAD_BEFORE,$LOAD_AFTER"
+    echo "$STAMP,$SIZE,$RUNS,swarm_get_plaintext,$M_PLAIN,$R_PLAIN,$MC_PLAIN,$(runs_of "${T_PLAIN[@]}"),$RATIO_PLAIN,,$LOAD_BEFORE,$LOAD_AFTER"
     echo "$STAMP,$SIZE,$RUNS,curl_nginx,$M_CURL,$R_CURL,$MC_CURL,$(runs_of "${T_CURL[@]}"),,,$LOAD_BEFORE,$LOAD_AFTER"
     echo "$STAMP,$SIZE,$RUNS,openssl_sha256,$M_SSL,$R_SSL,$MC_SSL,$(runs_of "${T_SSL[@]}"),,,$LOAD_BEFORE,$LOAD_AFTER"
 } >"$CSV"
@@ -360,11 +393,14 @@ mkdir -p "$RESULTS_DIR"
 echo
 echo "Transfer of $SIZE bytes on 127.0.0.1, median of $RUNS interleaved runs (MB = 10^6 bytes); outputs verified with cmp"
 printf '%-34s %9s %9s %8s   %s\n' "measurement" "median s" "MB/s" "CPU s" "runs (s)"
-printf '%-34s %9.3f %9s %8.2f   %s\n' "swarm get (2 nodes, loopback)" "$M_SWARM" "$R_SWARM" "$MC_SWARM" "$(fmt_runs "${T_SWARM[@]}")"
+printf '%-34s %9.3f %9s %8.2f   %s\n' "swarm get (2 nodes, TLS 1.3)" "$M_SWARM" "$R_SWARM" "$MC_SWARM" "$(fmt_runs "${T_SWARM[@]}")"
+printf '%-34s %9.3f %9s %8.2f   %s\n' "swarm get (2 nodes, plaintext)" "$M_PLAIN" "$R_PLAIN" "$MC_PLAIN" "$(fmt_runs "${T_PLAIN[@]}")"
 printf '%-34s %9.3f %9s %8.2f   %s\n' "curl -o from nginx (sendfile)" "$M_CURL" "$R_CURL" "$MC_CURL" "$(fmt_runs "${T_CURL[@]}")"
 printf '%-34s %9.3f %9s %8.2f   %s\n' "openssl dgst -sha256 (page cache)" "$M_SSL" "$R_SSL" "$MC_SSL" "$(fmt_runs "${T_SSL[@]}")"
 echo "(CPU s: user + system seconds of client and server together: swarm get + swarm seed, curl + nginx)"
-echo "swarm / min(curl, openssl):        ${RATIO}x"
+echo "swarm (TLS) / min(curl, openssl):  ${RATIO}x"
+echo "swarm (plaintext) / min(...):      ${RATIO_PLAIN}x"
+echo "swarm TLS / swarm plaintext:       ${ENC_VS_PLAIN}x"
 echo "swarm get peak RSS:                ${RSS_MB} MB median, ${MAX_RSS_MB} MB max"
 echo "load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER on $(nproc) CPUs (other load skews these numbers)"
 echo "results written to ${CSV#"$ROOT"/}"

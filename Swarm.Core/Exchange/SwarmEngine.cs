@@ -443,6 +443,11 @@ public sealed class SwarmEngine : IAsyncDisposable
                     if (swarm.PeerCount == 0 && errors.IsEmpty && discoveryError != null)
                         throw new PeerUnavailableException(
                             $"no peer could serve {id}: {discoveryError}. Gave up after {Options.StallTimeout.TotalSeconds:0.#} s without progress (the stall timeout; {discoveries} discovery attempt(s))");
+                    // No session at all, but peers were tried: what they said is the news (another swarm's key, refused, down).
+                    if (swarm.PeerCount == 0 && !errors.IsEmpty)
+                        throw new PeerUnavailableException(
+                            $"no peer could serve {id} ({string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}"))}{(discoveryError != null ? $"; the DHT: {discoveryError}" : "")}). " +
+                            $"Gave up after {Options.StallTimeout.TotalSeconds:0.#} s without progress (the stall timeout)");
                     string state = swarm.Describe();
                     Logger.LogDebug("stalled download of {Id}: {State}", id, state);
                     if (swarm.PiecesNoPeerServes() is { Count: > 0 } unserved)

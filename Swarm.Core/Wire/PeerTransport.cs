@@ -148,7 +148,9 @@ public static class PeerTransport
             if (security.AdmissionKey is { } k)
             {
                 byte[] proof = new byte[MacLength];
-                await ReadExactlyAsync(network, proof, endPoint, cancellationToken).ConfigureAwait(false);
+                // A dialer that found our proof wrong (another swarm's key) hangs up here instead of proving anything.
+                await ReadExactlyAsync(network, proof, endPoint, cancellationToken, AdmissionFailure.SwarmKey,
+                    "closed the connection instead of proving it holds this swarm's key (it has another key)").ConfigureAwait(false);
                 if (!CryptographicOperations.FixedTimeEquals(Mac(k, 'D', nonces), proof))
                     throw new AdmissionException(AdmissionFailure.SwarmKey, $"{endPoint} does not hold this swarm's key");
             }
@@ -233,7 +235,8 @@ public static class PeerTransport
         ? new CipherSuitesPolicy([TlsCipherSuite.TLS_AES_128_GCM_SHA256, TlsCipherSuite.TLS_AES_256_GCM_SHA384, TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256])
         : null;
 
-    private static async Task ReadExactlyAsync(Stream stream, byte[] buffer, IPEndPoint endPoint, CancellationToken cancellationToken)
+    private static async Task ReadExactlyAsync(Stream stream, byte[] buffer, IPEndPoint endPoint, CancellationToken cancellationToken,
+        AdmissionFailure onClose = AdmissionFailure.NotSwarm, string closed = "closed the connection during admission")
     {
         try
         {
@@ -241,7 +244,11 @@ public static class PeerTransport
         }
         catch (EndOfStreamException)
         {
-            throw new AdmissionException(AdmissionFailure.NotSwarm, $"{endPoint} closed the connection during admission");
+            throw new AdmissionException(onClose, $"{endPoint} {closed}");
+        }
+        catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException)
+        {
+            throw new AdmissionException(onClose, $"{endPoint} {closed}");
         }
     }
 

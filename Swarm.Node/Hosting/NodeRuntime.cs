@@ -83,7 +83,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         }
         _repair = new StoreRepair(_node, _logger, _stop.Token);
         _oci = new Mirror.OciContent(_node, Path.Combine(Config.DataDirectory, "mirror"), _logger, AddOriginBytes);
-        if (Config.Mirror != null) Mirror = new Mirror.RegistryMirror(_node, _oci, _registries, Config.Upstream, _logger);
+        if (Config.Mirror != null) Mirror = new Mirror.RegistryMirror(_node, _oci, _registries, Config.Upstream, _logger) { AllowedRegistries = Config.MirrorRegistries };
         int resumed = 0, dropped = 0;
         foreach (var (id, request) in _journal.Load())
         {

@@ -44,6 +44,32 @@ public sealed class RegistryMirror
         init => _blobs.StallTimeout = value;
     }
 
+    /// <summary>
+    /// Registries a client may send the mirror to with <c>?ns=</c> (host names, lower case); null: any (the default, as
+    /// containerd's mirrors expect). The default upstream is always allowed. Where local clients are not trusted, this keeps
+    /// them from making the node fetch from arbitrary hosts.
+    /// </summary>
+    public IReadOnlySet<string>? AllowedRegistries { get; init; }
+
+    /// <summary>The registry a request names (its <c>?ns=</c>, else the default upstream); null after answering 400 or 403.</summary>
+    private async Task<string?> RegistryOrRefuseAsync(HttpContext context)
+    {
+        string? ns = context.Request.Query["ns"];
+        string registry = string.IsNullOrWhiteSpace(ns) ? _defaultUpstream : ns!;
+        if (registry.Contains('/', StringComparison.Ordinal) || registry.Any(char.IsWhiteSpace))
+        {
+            await RegistryError.WriteAsync(context, 400, "UNSUPPORTED", $"ns='{registry}' is not a registry host").ConfigureAwait(false);
+            return null;
+        }
+        if (AllowedRegistries != null && !registry.Equals(_defaultUpstream, StringComparison.OrdinalIgnoreCase) && !AllowedRegistries.Contains(registry.ToLowerInvariant()))
+        {
+            await RegistryError.WriteAsync(context, 403, "DENIED", $"this mirror does not fetch from {registry}: its mirror-registries setting allows " +
+                $"{string.Join(", ", AllowedRegistries.Order(StringComparer.Ordinal))} (and the default upstream {_defaultUpstream})").ConfigureAwait(false);
+            return null;
+        }
+        return registry;
+    }
+
     /// <summary>Counters for /metrics: requests by kind, 404s, other 4xx, blob bytes sent to clients, streams cut after the headers.</summary>
     public (long Manifests, long Blobs, long NotFound, long ClientErrors, long BytesServed, long Cut) Counters => _counters.Snapshot();
 
@@ -123,13 +149,7 @@ public sealed class RegistryMirror
             await RegistryError.WriteAsync(context, 400, "TAG_INVALID", $"'{reference}' is not a valid tag").ConfigureAwait(false);
             return;
         }
-        string? ns = request.Query["ns"];
-        string registry = string.IsNullOrWhiteSpace(ns) ? _defaultUpstream : ns!;
-        if (registry.Contains('/', StringComparison.Ordinal) || registry.Any(char.IsWhiteSpace))
-        {
-            await RegistryError.WriteAsync(context, 400, "UNSUPPORTED", $"ns='{registry}' is not a registry host").ConfigureAwait(false);
-            return;
-        }
+        if (await RegistryOrRefuseAsync(context).ConfigureAwait(false) is not { } registry) return;
         var upstream = _registries.Client(registry);
         _counters.Request(isManifest);
         try
@@ -151,9 +171,8 @@ public sealed class RegistryMirror
             await RegistryError.WriteAsync(context, 400, "NAME_INVALID", $"'{name}' is not a valid repository name").ConfigureAwait(false);
             return;
         }
-        string? ns = context.Request.Query["ns"];
-        var upstream = _registries.Client(string.IsNullOrWhiteSpace(ns) ? _defaultUpstream : ns!);
-        await ManifestEndpoint.TagListAsync(context, upstream, name, head).ConfigureAwait(false);
+        if (await RegistryOrRefuseAsync(context).ConfigureAwait(false) is not { } registry) return;
+        await ManifestEndpoint.TagListAsync(context, _registries.Client(registry), name, head).ConfigureAwait(false);
     }
 
     /// <summary>A manifest or blob by digest: only when the upstream lets this node read it (see <see cref="UpstreamPermission"/>).</summary>

@@ -78,9 +78,11 @@ public sealed class RawPeer : IAsyncDisposable
     /// <summary>Wraps an accepted socket (for a hand-driven acceptor).</summary>
     public static RawPeer Wrap(Socket socket) => new(socket);
 
-    public static async Task<RawPeer> ConnectAsync(IPEndPoint endPoint, SwarmKey? swarmKey = null, bool encrypt = true)
+    /// <param name="from">A source address to connect from (any of 127.0.0.0/8 on Linux), to act as another host.</param>
+    public static async Task<RawPeer> ConnectAsync(IPEndPoint endPoint, SwarmKey? swarmKey = null, bool encrypt = true, IPAddress? from = null)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (from != null) socket.Bind(new IPEndPoint(from, 0));
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         cts.CancelAfter(TimeSpan.FromSeconds(5));
         await socket.ConnectAsync(endPoint, cts.Token);

@@ -24,11 +24,11 @@ public sealed class SeededNode : IAsyncDisposable
     public System.Net.IPEndPoint EndPoint => Node.EndPoint;
     public byte[] Original => File.ReadAllBytes(SourcePath);
 
-    public static async Task<SeededNode> StartAsync(long length = 2 * 1024 * 1024, int seed = 7, EngineOptions? options = null)
+    public static async Task<SeededNode> StartAsync(long length = 2 * 1024 * 1024, int seed = 7, EngineOptions? options = null, bool labLoopback = true)
     {
         var files = new TempDirectory();
         string path = files.WriteRandomFile("source.bin", length, seed);
-        var node = new TestNode(options);
+        var node = new TestNode(options, labLoopback: labLoopback);
         var content = await node.SeedAsync(path);
         return new SeededNode(files, node, path, content);
     }
