@@ -48,6 +48,7 @@ public sealed class ThroughputColumn : IColumn
     {
         if (benchmarkCase.Descriptor.Type == typeof(BlockWriteBenchmarks)) return 1024 * 1024;
         if (benchmarkCase.Descriptor.Type == typeof(VerifiedReadBenchmarks)) return VerifiedReadBenchmarks.Length;
+        if (benchmarkCase.Descriptor.Type == typeof(TransportBenchmarks)) return TransportBenchmarks.Length;
         foreach (var p in benchmarkCase.Parameters.Items)
         {
             if (p.Name == nameof(PieceHashBenchmarks.PieceSize) && p.Value is int size) return size;

@@ -19,7 +19,7 @@ internal static class CommonOptions
 
     public static Option<string?> PeerEncryption() => new("--peer-encryption")
     {
-        Description = "on (default) or off: encrypt peer traffic with TLS 1.3; all members must agree. Default: $SWARM_PEER_ENCRYPTION, else swarm.json, else on.",
+        Description = "on (default) or off: encrypt peer traffic (ECDH + AES-128-GCM); all members must agree. Default: $SWARM_PEER_ENCRYPTION, else swarm.json, else on.",
     };
 
     public static Option<bool> Verbose() => new("--verbose", "-v") { Description = "Log peer connections and protocol events to stderr." };

@@ -10,7 +10,7 @@
 #      ports with their own data dirs, and Debian's nginx (installed with apt-get
 #      if missing) on another free 127.0.0.1 port with its own minimal config (sendfile on), not the system service;
 #   4. measures, --runs times each, interleaved (swarm, curl, openssl, swarm, ...):
-#        (a) `swarm get` with a fresh data dir (wall time, and peak RSS through /usr/bin/time -v), encrypted (TLS 1.3)
+#        (a) `swarm get` with a fresh data dir (wall time, and peak RSS through /usr/bin/time -v), encrypted (the default)
 #            and plaintext (--peer-encryption off, from the other seed),
 #        (b) `curl -o` of the same file from that nginx,
 #        (c) `openssl dgst -sha256` of the file from the page cache;
@@ -240,7 +240,7 @@ sync
 cat "$SRC" >/dev/null # into the page cache: every reader below reads it from memory
 
 # ---- seeds ----------------------------------------------------------------------------------------------------------
-# Two seeds of the same file: one with peer encryption on (the default, TLS 1.3), one with it off, so one run measures
+# Two seeds of the same file: one with peer encryption on (the default), one with it off, so one run measures
 # what encryption costs. Sets SEED_ID; the caller records the pid ($!).
 wait_for_id() {
     local prefix=$1 pid=$2 deadline=$((SECONDS + 600))
@@ -266,7 +266,7 @@ log "starting swarm seed --peer-encryption off on 127.0.0.1:$PLAIN_PORT"
 setsid "$SWARM" seed "$SRC" --data-dir "$WORK/plain-data" --listen "127.0.0.1:$PLAIN_PORT" --peer-encryption off >"$WORK/plain.out" 2>"$WORK/plain.err" &
 PLAIN_PID=$!
 wait_for_id "$WORK/plain" "$PLAIN_PID"
-[[ $SEED_ID == "$ID" ]] || die "the two seeds of one file printed different ids"
+PLAIN_ID=$SEED_ID # another id for the same bytes: a content id names its ingester's key too
 
 # ---- nginx ----------------------------------------------------------------------------------------------------------
 NGINX_PORT=$(free_port) || die "no free port for nginx"
@@ -330,7 +330,7 @@ for ((run = 1; run <= RUNS; run++)); do
     log "run $run/$RUNS: swarm get --peer-encryption off"
     mkdir -p "$WORK/get-data"
     server_before=$(group_cpu "$PLAIN_PID")
-    if ! timed "$WORK/plainget" "$SWARM" get "$ID" --peer "127.0.0.1:$PLAIN_PORT" -o "$WORK/swarm.out.bin" --data-dir "$WORK/get-data" --peer-encryption off; then
+    if ! timed "$WORK/plainget" "$SWARM" get "$PLAIN_ID" --peer "127.0.0.1:$PLAIN_PORT" -o "$WORK/swarm.out.bin" --data-dir "$WORK/get-data" --peer-encryption off; then
         show_failure "$WORK/plainget"; show_failure "$WORK/plain"; die "swarm get --peer-encryption off (run $run)"
     fi
     cmp "$SRC" "$WORK/swarm.out.bin" || die "plaintext swarm get output differs from the source (run $run)"
@@ -393,14 +393,14 @@ mkdir -p "$RESULTS_DIR"
 echo
 echo "Transfer of $SIZE bytes on 127.0.0.1, median of $RUNS interleaved runs (MB = 10^6 bytes); outputs verified with cmp"
 printf '%-34s %9s %9s %8s   %s\n' "measurement" "median s" "MB/s" "CPU s" "runs (s)"
-printf '%-34s %9.3f %9s %8.2f   %s\n' "swarm get (2 nodes, TLS 1.3)" "$M_SWARM" "$R_SWARM" "$MC_SWARM" "$(fmt_runs "${T_SWARM[@]}")"
+printf '%-34s %9.3f %9s %8.2f   %s\n' "swarm get (2 nodes, encrypted)" "$M_SWARM" "$R_SWARM" "$MC_SWARM" "$(fmt_runs "${T_SWARM[@]}")"
 printf '%-34s %9.3f %9s %8.2f   %s\n' "swarm get (2 nodes, plaintext)" "$M_PLAIN" "$R_PLAIN" "$MC_PLAIN" "$(fmt_runs "${T_PLAIN[@]}")"
 printf '%-34s %9.3f %9s %8.2f   %s\n' "curl -o from nginx (sendfile)" "$M_CURL" "$R_CURL" "$MC_CURL" "$(fmt_runs "${T_CURL[@]}")"
 printf '%-34s %9.3f %9s %8.2f   %s\n' "openssl dgst -sha256 (page cache)" "$M_SSL" "$R_SSL" "$MC_SSL" "$(fmt_runs "${T_SSL[@]}")"
 echo "(CPU s: user + system seconds of client and server together: swarm get + swarm seed, curl + nginx)"
-echo "swarm (TLS) / min(curl, openssl):  ${RATIO}x"
+echo "swarm (encrypted) / min(curl, openssl): ${RATIO}x"
 echo "swarm (plaintext) / min(...):      ${RATIO_PLAIN}x"
-echo "swarm TLS / swarm plaintext:       ${ENC_VS_PLAIN}x"
+echo "swarm encrypted / swarm plaintext: ${ENC_VS_PLAIN}x"
 echo "swarm get peak RSS:                ${RSS_MB} MB median, ${MAX_RSS_MB} MB max"
 echo "load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER on $(nproc) CPUs (other load skews these numbers)"
 echo "results written to ${CSV#"$ROOT"/}"

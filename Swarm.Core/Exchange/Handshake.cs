@@ -52,9 +52,9 @@ public static class Handshake
 
     private static void Validate(Hello hello, NodeKey key, FrameConnection connection)
     {
-        // TLS proved the peer holds its certificate's key; the Hello's key must be that key, so the channel belongs to the node id.
-        if (connection.PeerCertificateKey is { } tlsKey && !tlsKey.AsSpan().SequenceEqual(hello.PublicKey))
-            throw new WireProtocolException("peer's TLS certificate is not its node key");
+        // The channel's handshake proved the peer holds the key it signed with; the Hello's key must be that key, so the channel belongs to the node id.
+        if (connection.PeerKey is { } channelKey && !channelKey.AsSpan().SequenceEqual(hello.PublicKey))
+            throw new WireProtocolException("peer's encrypted channel was signed by another key than its node key");
         if (hello.Version != WireLimits.ProtocolVersion) throw new WireProtocolException($"peer speaks protocol version {hello.Version}, this node speaks {WireLimits.ProtocolVersion}; upgrade the older one");
         if (Hash256.Of(hello.PublicKey) != hello.NodeId) throw new WireProtocolException("peer's node id is not the hash of its public key");
         if (hello.NodeId == key.NodeId) throw new WireProtocolException("connected to itself (the same node key): two nodes run from one data directory");

@@ -15,7 +15,8 @@ public enum RefusalReason
     Timeout,
     SwarmKey,
     Encryption,
-    Tls,
+    /// <summary>The encrypted channel's handshake failed.</summary>
+    Channel,
     /// <summary>The Swarm handshake failed (bad signature, unknown content, version).</summary>
     Handshake,
     /// <summary>The node's or the content's peer limit was reached and no idle session could give its slot up.</summary>
@@ -54,7 +55,7 @@ public sealed class Refusals
         RefusalReason.Timeout => "timeout",
         RefusalReason.SwarmKey => "swarm_key",
         RefusalReason.Encryption => "encryption",
-        RefusalReason.Tls => "tls",
+        RefusalReason.Channel => "channel",
         RefusalReason.Handshake => "handshake",
         RefusalReason.PeerLimit => "peer_limit",
         RefusalReason.PeersPerAddress => "peers_per_address",
@@ -69,7 +70,7 @@ public sealed class Refusals
         AdmissionFailure.Timeout => RefusalReason.Timeout,
         AdmissionFailure.SwarmKey => RefusalReason.SwarmKey,
         AdmissionFailure.Encryption => RefusalReason.Encryption,
-        _ => RefusalReason.Tls,
+        _ => RefusalReason.Channel,
     };
 
     /// <summary>Refusals since start, by reason.</summary>

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using Swarm.Core.Content;
 
 namespace Swarm.Core.Identity;
@@ -71,27 +70,6 @@ public sealed class NodeKey : ISigner, IDisposable
 
     public static bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature) =>
         EcdsaSignature.Verify(publicKey, data, signature);
-
-    /// <summary>
-    /// A self-signed certificate over this key, for TLS between peers. Nothing about it is checked but its key: a peer
-    /// pins the key to the node id in its handshake, so names, dates and issuers mean nothing here.
-    /// </summary>
-    public X509Certificate2 CreateCertificate()
-    {
-        var request = new CertificateRequest("CN=swarm-" + NodeId.ToHex()[..16], _ecdsa, HashAlgorithmName.SHA256);
-        var now = DateTimeOffset.UtcNow;
-        using var cert = request.CreateSelfSigned(now.AddDays(-1), now.AddYears(20));
-        // Through PKCS#12 so the private key is one the TLS stack can use on every platform.
-        return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
-    }
-
-    /// <summary>The SubjectPublicKeyInfo of a peer's certificate (what <see cref="PublicKey"/> is for its node), null if not ECDSA.</summary>
-    public static byte[]? CertificateKey(X509Certificate certificate)
-    {
-        using var cert = new X509Certificate2(certificate);
-        using var key = cert.GetECDsaPublicKey();
-        return key?.ExportSubjectPublicKeyInfo();
-    }
 
     public void Dispose() => _ecdsa.Dispose();
 }

@@ -31,17 +31,17 @@ public sealed class FrameConnection : IAsyncDisposable
     private int _disposed;
 
     /// <summary>
-    /// A connection over <paramref name="socket"/>, speaking frames on <paramref name="stream"/> (TLS after admission; a
+    /// A connection over <paramref name="socket"/>, speaking frames on <paramref name="stream"/> (encrypted after admission; a
     /// plain stream over the socket when null). Idle connections hold no receive buffer (zero-byte reads): a node with
     /// many quiet peers keeps no memory for them.
     /// </summary>
-    public FrameConnection(Socket socket, Stream? stream = null, byte[]? peerCertificateKey = null)
+    public FrameConnection(Socket socket, Stream? stream = null, byte[]? peerKey = null)
     {
         _socket = socket;
         _socket.NoDelay = true;
         RemoteEndPoint = (IPEndPoint)socket.RemoteEndPoint!;
         _stream = stream ?? new NetworkStream(socket, ownsSocket: false);
-        PeerCertificateKey = peerCertificateKey;
+        PeerKey = peerKey;
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true, useZeroByteReads: true));
         _output = new Pipe(new PipeOptions(pauseWriterThreshold: PauseWriterThreshold, resumeWriterThreshold: PauseWriterThreshold / 2,
             minimumSegmentSize: 64 * 1024, useSynchronizationContext: false));
@@ -50,11 +50,11 @@ public sealed class FrameConnection : IAsyncDisposable
         LastReceived = LastSent = Environment.TickCount64;
     }
 
-    /// <summary>The key of the peer's TLS certificate (null when the connection is not encrypted); the handshake pins it to the node id.</summary>
-    public byte[]? PeerCertificateKey { get; }
+    /// <summary>The node key the peer signed the encrypted channel with (null when not encrypted); the handshake pins it to the node id.</summary>
+    public byte[]? PeerKey { get; }
 
     /// <summary>Whether the frames travel encrypted.</summary>
-    public bool IsEncrypted => PeerCertificateKey != null;
+    public bool IsEncrypted => PeerKey != null;
 
     public IPEndPoint RemoteEndPoint { get; }
     /// <summary>Cancelled when the connection closes for any reason.</summary>
@@ -64,7 +64,7 @@ public sealed class FrameConnection : IAsyncDisposable
     public long BytesReceived { get; private set; }
     public long BytesSent { get; private set; }
 
-    /// <summary>Connects, and with <paramref name="security"/> passes admission (swarm key, TLS) before any frame.</summary>
+    /// <summary>Connects, and with <paramref name="security"/> passes admission (swarm key, encrypted channel) before any frame.</summary>
     public static async Task<FrameConnection> ConnectAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken, TransportSecurity? security = null)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -89,7 +89,7 @@ public sealed class FrameConnection : IAsyncDisposable
         {
             socket.NoDelay = true;
             var admitted = await PeerTransport.DialAsync(socket, security, cancellationToken).ConfigureAwait(false);
-            return new FrameConnection(socket, admitted.Stream, admitted.PeerCertificateKey);
+            return new FrameConnection(socket, admitted.Stream, admitted.PeerKey);
         }
         catch
         {
@@ -98,12 +98,12 @@ public sealed class FrameConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>An accepted socket after admission (swarm key, TLS); the caller bounds the time with <paramref name="cancellationToken"/>.</summary>
+    /// <summary>An accepted socket after admission (swarm key, encrypted channel); the caller bounds the time with <paramref name="cancellationToken"/>.</summary>
     public static async Task<FrameConnection> AcceptAsync(Socket socket, TransportSecurity security, CancellationToken cancellationToken, Action? onPreamble = null)
     {
         socket.NoDelay = true;
         var admitted = await PeerTransport.AcceptAsync(socket, security, cancellationToken, onPreamble).ConfigureAwait(false);
-        return new FrameConnection(socket, admitted.Stream, admitted.PeerCertificateKey);
+        return new FrameConnection(socket, admitted.Stream, admitted.PeerKey);
     }
 
     /// <summary>
@@ -273,7 +273,8 @@ public sealed class FrameConnection : IAsyncDisposable
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
-                foreach (var segment in buffer) await _stream.WriteAsync(segment).ConfigureAwait(false);
+                if (_stream is EncryptedStream encrypted) await encrypted.WriteAsync(buffer).ConfigureAwait(false); // many records, one write
+                else foreach (var segment in buffer) await _stream.WriteAsync(segment).ConfigureAwait(false);
                 BytesSent += buffer.Length;
                 reader.AdvanceTo(buffer.End);
                 if (result.IsCompleted || result.IsCanceled) break;

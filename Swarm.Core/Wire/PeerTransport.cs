@@ -1,10 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
-using System.Net.Security;
 using System.Net.Sockets;
-using System.Security.Authentication;
 using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using Swarm.Core.Identity;
 
 namespace Swarm.Core.Wire;
@@ -12,30 +9,30 @@ namespace Swarm.Core.Wire;
 /// <summary>How a node protects its peer connections: the swarm key (null: an open swarm) and whether traffic is encrypted.</summary>
 public sealed class TransportSecurity : IDisposable
 {
-    private readonly X509Certificate2? _certificate;
-
     public TransportSecurity(NodeKey nodeKey, SwarmKey? swarmKey, bool encrypt)
     {
+        NodeKey = nodeKey;
         SwarmKey = swarmKey;
         Encrypt = encrypt;
         AdmissionKey = swarmKey?.Derive("swarm/tcp-admission/v1");
-        if (encrypt)
-        {
-            _certificate = nodeKey.CreateCertificate();
-            ServerContext = SslStreamCertificateContext.Create(_certificate, additionalCertificates: null, offline: true);
-        }
+        ChannelKey = swarmKey?.Derive("swarm/tcp-channel/v1");
     }
 
     public SwarmKey? SwarmKey { get; }
     public bool Encrypt { get; }
+    internal NodeKey NodeKey { get; }
     internal byte[]? AdmissionKey { get; }
-    internal SslStreamCertificateContext? ServerContext { get; }
-    internal X509Certificate2? Certificate => _certificate;
+    /// <summary>Mixed into the channel's keys: without the swarm key, a relay cannot read or write a member's channel.</summary>
+    internal byte[]? ChannelKey { get; }
 
     /// <summary>The preamble's flags byte: what this side requires of the other.</summary>
     internal byte Flags => (byte)((SwarmKey != null ? PeerTransport.FlagKeyed : 0) | (Encrypt ? PeerTransport.FlagEncrypted : 0));
 
-    public void Dispose() => _certificate?.Dispose();
+    public void Dispose()
+    {
+        if (AdmissionKey != null) CryptographicOperations.ZeroMemory(AdmissionKey);
+        if (ChannelKey != null) CryptographicOperations.ZeroMemory(ChannelKey);
+    }
 }
 
 /// <summary>Why a connection was refused before any session existed; the metrics and the refusal summary count by it.</summary>
@@ -49,8 +46,8 @@ public enum AdmissionFailure
     SwarmKey,
     /// <summary>One side encrypts and the other does not.</summary>
     Encryption,
-    /// <summary>The TLS handshake failed, or the certificate's key is not the node's.</summary>
-    Tls,
+    /// <summary>The encrypted channel's handshake failed (malformed, or not signed by the key it presents).</summary>
+    Channel,
 }
 
 /// <summary>A connection refused during admission, with the reason in Swarm's words.</summary>
@@ -68,11 +65,12 @@ public sealed class AdmissionException(AdmissionFailure failure, string message)
 /// and sent nothing that names content before the dialer proved it holds the key; each side's proof covers the other
 /// side's fresh nonce, so a recorded proof is worth nothing. Flags that differ end the exchange with a reason both sides
 /// can report ("the peer has no swarm key").</item>
-/// <item>With encryption, TLS 1.3 (SslStream over OpenSSL) with a certificate from each node's key on both sides. The
-/// certificates are not chained to anything: the peer's certificate key must be the key the peer's Hello then
-/// presents, which hashes to its node id (checked by the handshake), so the TLS channel is pinned to the node id.</item>
-/// <item>With a swarm key and encryption, a binding inside TLS: each side sends HMAC(key, role | nonces | both
-/// certificate keys). A relay that passed the preamble through and ran TLS with each side itself cannot produce it.</item>
+/// <item>With encryption, the channel's handshake (one message each way, see <see cref="SecureAsync"/>): ephemeral ECDH
+/// keys signed by the node keys, session keys from HKDF, then AES-128-GCM records (<see cref="EncryptedStream"/>). The
+/// node key the peer signed with must be the key its Hello then presents, which hashes to its node id (checked by the
+/// handshake), so the channel is pinned to the node id.</item>
+/// <item>In a private swarm a key derived from the swarm key goes into the channel's key derivation too: a relay that
+/// passed the preamble through and ran the channel handshake with each side itself has keys neither side uses.</item>
 /// </list>
 /// </summary>
 public static class PeerTransport
@@ -84,8 +82,8 @@ public static class PeerTransport
     private const byte Version = 1;
     private static ReadOnlySpan<byte> Magic => "SWRM"u8;
 
-    /// <summary>A connection past admission: the stream to speak frames on, and the peer's TLS key (null unencrypted).</summary>
-    public readonly record struct Admitted(Stream Stream, byte[]? PeerCertificateKey);
+    /// <summary>A connection past admission: the stream to speak frames on, and the node key the peer signed the channel with (null unencrypted).</summary>
+    public readonly record struct Admitted(Stream Stream, byte[]? PeerKey);
 
     public static async Task<Admitted> DialAsync(Socket socket, TransportSecurity security, CancellationToken cancellationToken)
     {
@@ -165,75 +163,70 @@ public static class PeerTransport
         }
     }
 
+    private const int EphemeralLength = 65, SignatureLength = 64;
+    private static ReadOnlySpan<byte> ChannelTag => "swarm/channel/v1"u8;
+
+    /// <summary>
+    /// The encrypted channel's handshake, one message each way at once: an ephemeral ECDH P-256 key, the node's public key
+    /// (SPKI) and the node key's signature over the channel tag, the role, both preamble nonces and the ephemeral key — so
+    /// the ephemeral key is the node's, for this connection only. Keys: HKDF-SHA256 over the ECDH secret (and, in a
+    /// private swarm, a key derived from the swarm key), salted with both nonces, bound to both ephemeral and both node
+    /// keys; one AES-128-GCM key per direction.
+    /// </summary>
     private static async Task<Admitted> SecureAsync(NetworkStream network, TransportSecurity security, byte[] nonces, IPEndPoint endPoint, bool client,
         CancellationToken cancellationToken)
     {
-        byte[]? peerKey = null;
-        bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
-        {
-            // Self-signed on purpose: what counts is the key, which the handshake pins to the node id.
-            if (certificate == null) return false;
-            peerKey = NodeKey.CertificateKey(certificate);
-            return peerKey != null;
-        }
-        var ssl = new SslStream(network, leaveInnerStreamOpen: false, Validate);
+        using var ephemeral = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var q = ephemeral.ExportParameters(includePrivateParameters: false).Q;
+        byte[] ownEphemeral = [0x04, .. q.X!, .. q.Y!];
+        byte[] ownKey = security.NodeKey.PublicKey;
+        byte role = client ? (byte)'D' : (byte)'A';
+        byte[] message = [.. ownEphemeral, .. BitConverter.GetBytes((ushort)ownKey.Length).Reverse(), .. ownKey,
+            .. security.NodeKey.Sign(Signed(role, nonces, ownEphemeral))];
+        var sending = network.WriteAsync(message, cancellationToken).AsTask();
+
+        byte[] head = new byte[EphemeralLength + 2];
+        await ReadExactlyAsync(network, head, endPoint, cancellationToken, AdmissionFailure.Encryption, "closed the connection during the encrypted handshake").ConfigureAwait(false);
+        int keyLength = BinaryPrimitives.ReadUInt16BigEndian(head.AsSpan(EphemeralLength));
+        if (head[0] != 0x04 || keyLength is < 32 or > 256)
+            throw new AdmissionException(AdmissionFailure.Encryption, $"peer {endPoint} sent a malformed encrypted handshake");
+        byte[] rest = new byte[keyLength + SignatureLength];
+        await ReadExactlyAsync(network, rest, endPoint, cancellationToken, AdmissionFailure.Encryption, "closed the connection during the encrypted handshake").ConfigureAwait(false);
+        await sending.ConfigureAwait(false);
+        byte[] peerEphemeral = head[..EphemeralLength];
+        byte[] peerKey = rest[..keyLength];
+        if (!Content.EcdsaSignature.Verify(peerKey, Signed(client ? (byte)'A' : (byte)'D', nonces, peerEphemeral), rest.AsSpan(keyLength)))
+            throw new AdmissionException(AdmissionFailure.Encryption, $"peer {endPoint}'s encrypted handshake is not signed by the key it presents");
+
+        byte[] secret;
         try
         {
-            if (client)
+            using var theirs = ECDiffieHellman.Create(new ECParameters
             {
-                await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-                {
-                    TargetHost = "swarm",
-                    ClientCertificateContext = security.ServerContext,
-                    EnabledSslProtocols = SslProtocols.Tls13,
-                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                    AllowRenegotiation = false,
-                    CipherSuitesPolicy = CipherSuites,
-                }, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-                {
-                    ServerCertificateContext = security.ServerContext,
-                    ClientCertificateRequired = true,
-                    EnabledSslProtocols = SslProtocols.Tls13,
-                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                    AllowRenegotiation = false,
-                    CipherSuitesPolicy = CipherSuites,
-                }, cancellationToken).ConfigureAwait(false);
-            }
-            if (peerKey == null) throw new AdmissionException(AdmissionFailure.Tls, $"peer {endPoint} presented no usable certificate");
-            if (security.AdmissionKey is { } key)
-            {
-                byte[] own = NodeKey.CertificateKey(security.Certificate!)!;
-                var (server, clientKey) = client ? (peerKey, own) : (own, peerKey);
-                byte[] binding = Binding(key, client ? 'C' : 'S', nonces, server, clientKey);
-                await ssl.WriteAsync(binding, cancellationToken).ConfigureAwait(false);
-                await ssl.FlushAsync(cancellationToken).ConfigureAwait(false);
-                byte[] theirs = new byte[MacLength];
-                await ReadExactlyAsync(ssl, theirs, endPoint, cancellationToken).ConfigureAwait(false);
-                if (!CryptographicOperations.FixedTimeEquals(Binding(key, client ? 'S' : 'C', nonces, server, clientKey), theirs))
-                    throw new AdmissionException(AdmissionFailure.SwarmKey, $"peer {endPoint} failed the swarm-key check inside TLS (a relay between two members?)");
-            }
-            return new Admitted(ssl, peerKey);
+                Curve = ECCurve.NamedCurves.nistP256,
+                Q = new ECPoint { X = peerEphemeral[1..33], Y = peerEphemeral[33..] },
+            });
+            secret = ephemeral.DeriveRawSecretAgreement(theirs.PublicKey);
         }
-        catch (AuthenticationException e)
+        catch (CryptographicException)
         {
-            await ssl.DisposeAsync().ConfigureAwait(false);
-            throw new AdmissionException(AdmissionFailure.Tls, $"TLS with {endPoint} failed: {e.Message}");
+            throw new AdmissionException(AdmissionFailure.Encryption, $"peer {endPoint} sent an ephemeral key that is not on the curve");
         }
-        catch
-        {
-            await ssl.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        var (dialerEphemeral, acceptorEphemeral) = client ? (ownEphemeral, peerEphemeral) : (peerEphemeral, ownEphemeral);
+        var (dialerKey, acceptorKey) = client ? (ownKey, peerKey) : (peerKey, ownKey);
+        byte[] ikm = [.. secret, .. security.ChannelKey ?? []];
+        byte[] info = [.. ChannelTag, .. dialerEphemeral, .. acceptorEphemeral, .. dialerKey, .. acceptorKey];
+        byte[] keys = HKDF.DeriveKey(HashAlgorithmName.SHA256, ikm, 32, nonces, info);
+        CryptographicOperations.ZeroMemory(secret);
+        CryptographicOperations.ZeroMemory(ikm);
+        var toAcceptor = keys.AsSpan(0, 16);
+        var toDialer = keys.AsSpan(16, 16);
+        var stream = new EncryptedStream(network, client ? toAcceptor : toDialer, client ? toDialer : toAcceptor);
+        CryptographicOperations.ZeroMemory(keys);
+        return new Admitted(stream, peerKey);
     }
 
-    /// <summary>AES-GCM first (hardware AES on every server CPU), ChaCha20 for hosts without it.</summary>
-    private static readonly CipherSuitesPolicy? CipherSuites = OperatingSystem.IsLinux()
-        ? new CipherSuitesPolicy([TlsCipherSuite.TLS_AES_128_GCM_SHA256, TlsCipherSuite.TLS_AES_256_GCM_SHA384, TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256])
-        : null;
+    private static byte[] Signed(byte role, byte[] nonces, byte[] ephemeral) => [.. ChannelTag, role, .. nonces, .. ephemeral];
 
     private static async Task ReadExactlyAsync(Stream stream, byte[] buffer, IPEndPoint endPoint, CancellationToken cancellationToken,
         AdmissionFailure onClose = AdmissionFailure.NotSwarm, string closed = "closed the connection during admission")
@@ -287,19 +280,5 @@ public static class PeerTransport
         data[0] = (byte)role;
         nonces.CopyTo(data[1..]);
         return HMACSHA256.HashData(key, data);
-    }
-
-    private static byte[] Binding(byte[] key, char role, byte[] nonces, byte[] serverKey, byte[] clientKey)
-    {
-        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
-        Span<byte> head = stackalloc byte[1 + 4];
-        head[0] = (byte)role;
-        hmac.AppendData(head[..1]);
-        hmac.AppendData(nonces);
-        BinaryPrimitives.WriteInt32BigEndian(head[1..], serverKey.Length);
-        hmac.AppendData(head[1..]);
-        hmac.AppendData(serverKey);
-        hmac.AppendData(clientKey);
-        return hmac.GetHashAndReset();
     }
 }

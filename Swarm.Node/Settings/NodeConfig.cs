@@ -34,7 +34,7 @@ public sealed record NodeConfig
         ("log-level", "SWARM_LOG_LEVEL", "information", "debug, information, warning or error"),
         ("trusted-publishers", "SWARM_TRUSTED_PUBLISHERS", "", "node ids or key files of the seed hosts whose URL pointers are used without the origin (comma-separated); when set, only theirs"),
         ("swarm-key", "SWARM_SWARM_KEY", "", "key file of a private swarm, mode 0600 ('swarm keygen FILE' writes one; copy it to every member); empty = open swarm"),
-        ("peer-encryption", "SWARM_PEER_ENCRYPTION", "on", "encrypt peer traffic (TLS 1.3): on, or off where nobody else can see the network; all members must agree"),
+        ("peer-encryption", "SWARM_PEER_ENCRYPTION", "on", "encrypt peer traffic (ECDH + AES-128-GCM, pinned to node ids): on, or off where nobody else can see the network; all members must agree"),
         ("lab-loopback", "SWARM_LAB_LOOPBACK", "off", "test swarms on one host: loopback peers are exempt from per-address limits (never needed in production)"),
         ("mirror-registries", "SWARM_MIRROR_REGISTRIES", "*", "registries the mirror may fetch from when a client names one with ?ns= (comma-separated hosts; * = any)"),
     ];

@@ -46,13 +46,13 @@ public sealed class RawPeer : IAsyncDisposable
     public Socket Socket => _socket;
 
     /// <summary>
-    /// Before its handshake a raw peer first passes admission (the transport preamble and TLS) as a node would, with
+    /// Before its handshake a raw peer first passes admission (the transport preamble and the encrypted channel) as a node would, with
     /// this swarm key (null: open swarm) and encryption; bytes sent before any handshake go out raw (pre-admission attacks).
     /// </summary>
     public SwarmKey? SwarmKey { get; init; }
     public bool Encrypt { get; init; } = true;
 
-    /// <summary>The stream frames go over: the admitted (TLS) stream once admitted, the raw socket before.</summary>
+    /// <summary>The stream frames go over: the admitted (encrypted) stream once admitted, the raw socket before.</summary>
     private Stream Stream => _admitted ?? _network;
 
     /// <summary>Dialer's admission with <paramref name="key"/>'s certificate; done by <see cref="HandshakeAsync"/> when not done before.</summary>

@@ -7,7 +7,7 @@ using Swarm.Tests.Support;
 
 namespace Swarm.Tests.Core.Wire;
 
-/// <summary>Admission (swarm key), encryption (TLS pinned to node ids) and what an eavesdropper on the wire sees.</summary>
+/// <summary>Admission (swarm key), encryption (a channel pinned to node ids) and what an eavesdropper on the wire sees.</summary>
 public sealed class PeerTransportTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
@@ -113,7 +113,7 @@ public sealed class PeerTransportTests
         var captured = relay.Captured;
         Assert.True(captured.Length >= payload.Length, $"the relay carried only {captured.Length} bytes");
         Assert.Equal(!encrypt, Contains(captured, marker));
-        // Nor does an encrypted capture hold the content id in the clear (the handshake's Hello carries it inside TLS).
+        // Nor does an encrypted capture hold the content id in the clear (the handshake's Hello carries it inside the encrypted channel).
         Assert.Equal(!encrypt, Contains(captured, content.Id.Value.ToArray()));
     }
 
@@ -178,13 +178,13 @@ public sealed class PeerTransportTests
     }
 
     [Fact]
-    public async Task ATlsCertificateOfAnotherKeyThanTheHellosIsRefused()
+    public async Task AChannelSignedByAnotherKeyThanTheHellosIsRefused()
     {
         await using var seed = await SeededNode.StartAsync();
         using var tlsKey = NodeKey.Generate();
         using var helloKey = NodeKey.Generate();
         await using var peer = await RawPeer.ConnectAsync(seed.EndPoint);
-        await peer.AdmitAsync(tlsKey); // TLS with one key ...
+        await peer.AdmitAsync(tlsKey); // the encrypted channel signed with one key ...
         await Assert.ThrowsAnyAsync<Exception>(() => peer.HandshakeAsync(helloKey, seed.Id)); // ... a Hello with another: no Hello back
         await Poll.UntilAsync(() => seed.Node.Engine.Refusals.Totals.Single(t => t.Reason == RefusalReason.Handshake).Count == 1, Timeout, "the refusal to be counted");
         Assert.Equal(0, seed.Node.Engine.Find(seed.Id)!.PeerCount);
