@@ -17,8 +17,9 @@ public static class EcdsaSignature
             if (read != publicKey.Length || ecdsa.KeySize != 256) return false;
             return ecdsa.VerifyData(data, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
         }
-        catch (CryptographicException)
+        catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException or NotSupportedException)
         {
+            // A key on a curve the platform does not know (found by fuzzing) is as unusable as a malformed one.
             return false;
         }
     }

@@ -51,6 +51,8 @@ public sealed class Manifest
     }
 
     public const int LiveVersion = 2;
+    /// <summary>Pieces a live manifest may declare: as many as a complete manifest can list (4 TiB at 16 MiB pieces).</summary>
+    public const int MaxLivePieces = 256 * 1024;
     public const int MaxValidatorLength = 256;
 
     private sealed class LiveState(int pieces)
@@ -223,6 +225,10 @@ public sealed class Manifest
         int pieceSize = r.ReadInt32();
         byte[] key = ReadBytes(ref r, MaxPublicKeyLength);
         if (!PieceLayout.IsValidPieceSize(pieceSize) || length < 0) throw new InvalidDataException("manifest: bad length or piece size");
+        // Checked before anything is allocated for the pieces (about 100 bytes each): an 80-byte manifest declaring 2^25
+        // pieces took 3 GiB (found by fuzzing). The same bound as for a complete manifest's piece list.
+        if (length / pieceSize + (length % pieceSize != 0 ? 1 : 0) > MaxLivePieces)
+            throw new InvalidDataException($"live manifest declares more than {MaxLivePieces} pieces");
         byte[] task = ReadBytes(ref r, Hash256.Size);
         if (task.Length != Hash256.Size) throw new InvalidDataException("live manifest: bad task key");
         string validator = r.ReadString() ?? "";

@@ -50,11 +50,13 @@ public static partial class Oci
             if (root.ValueKind != System.Text.Json.JsonValueKind.Object) return ImageManifest;
             if (root.TryGetProperty("mediaType", out var mt) && mt.ValueKind == System.Text.Json.JsonValueKind.String && mt.GetString() is { Length: > 0 } t) return t;
             if (root.TryGetProperty("manifests", out _)) return ImageIndex;
-            if (root.TryGetProperty("schemaVersion", out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number && v.GetInt32() == 1) return DockerManifestV1Signed;
+            if (root.TryGetProperty("schemaVersion", out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number && v.TryGetInt32(out int version) && version == 1)
+                return DockerManifestV1Signed;
             return ImageManifest;
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
         {
+            // Not JSON, or strings that are not valid UTF-8 (found by fuzzing): the default type; the digest check decides the rest.
             return ImageManifest;
         }
     }

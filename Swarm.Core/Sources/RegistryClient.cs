@@ -189,11 +189,16 @@ public sealed class RegistryClient : IDisposable
                 var root = doc.RootElement;
                 token = root.TryGetProperty("token", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()
                     : root.TryGetProperty("access_token", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString() : null;
-                if (root.TryGetProperty("expires_in", out var e) && e.TryGetInt32(out int s) && s > 0) expiresIn = s;
+                if (root.TryGetProperty("expires_in", out var e) && e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int s) && s > 0) expiresIn = s;
             }
             catch (JsonException e)
             {
                 throw new RegistryException(RegistryFailure.Invalid, $"the token service of {Registry} did not answer JSON: {e.Message}", e);
+            }
+            catch (InvalidOperationException e)
+            {
+                // JSON of another shape than a token answer (not an object; a token that is not valid UTF-8): found by fuzzing.
+                throw new RegistryException(RegistryFailure.Invalid, $"the token service of {Registry} answered JSON that is not a token answer", e);
             }
             if (string.IsNullOrEmpty(token)) throw new RegistryException(RegistryFailure.Invalid, $"the token service of {Registry} answered without a token");
             string header = "Bearer " + token;

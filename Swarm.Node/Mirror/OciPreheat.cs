@@ -81,11 +81,10 @@ public static class OciPreheat
     private static bool IsIndex(RegistryManifest m) =>
         m.MediaType is Oci.ImageIndex or Oci.DockerManifestList || Oci.DetectManifestType(m.Body) is Oci.ImageIndex or Oci.DockerManifestList;
 
-    private static IEnumerable<(string Digest, string? Os, string? Arch, string? Variant)> IndexEntries(byte[] body)
+    private static List<(string Digest, string? Os, string? Arch, string? Variant)> IndexEntries(byte[] body) => Shaped(body, root =>
     {
-        using var doc = Parse(body);
-        if (!doc.RootElement.TryGetProperty("manifests", out var list) || list.ValueKind != JsonValueKind.Array) yield break;
         var entries = new List<(string, string?, string?, string?)>();
+        if (!root.TryGetProperty("manifests", out var list) || list.ValueKind != JsonValueKind.Array) return entries;
         foreach (var e in list.EnumerateArray())
         {
             if (!e.TryGetProperty("digest", out var d) || d.GetString() is not { } digest || !Oci.IsSha256Digest(digest)) throw Bad("an index entry without a sha256 digest");
@@ -98,24 +97,39 @@ public static class OciPreheat
             }
             entries.Add((digest, os, arch, variant));
         }
-        foreach (var entry in entries) yield return entry;
-    }
+        return entries;
+    });
 
-    private static List<(string Digest, long Size)> Blobs(byte[] body)
+    private static List<(string Digest, long Size)> Blobs(byte[] body) => Shaped(body, root =>
     {
-        using var doc = Parse(body);
         var result = new List<(string, long)>();
         void Add(JsonElement descriptor)
         {
             if (!descriptor.TryGetProperty("digest", out var d) || d.GetString() is not { } digest || !Oci.IsSha256Digest(digest)) throw Bad("a descriptor without a sha256 digest");
-            long size = descriptor.TryGetProperty("size", out var s) && s.TryGetInt64(out long n) ? n : 0;
+            long size = descriptor.TryGetProperty("size", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out long n) ? n : 0;
             result.Add((digest, size));
         }
-        var root = doc.RootElement;
         if (root.TryGetProperty("config", out var config) && config.ValueKind == JsonValueKind.Object) Add(config);
         if (root.TryGetProperty("layers", out var layers) && layers.ValueKind == JsonValueKind.Array)
             foreach (var layer in layers.EnumerateArray()) Add(layer);
         return result;
+    });
+
+    /// <summary>
+    /// Reads a manifest with <paramref name="read"/>; JSON of another shape (a root or entry that is not an object, a value
+    /// that is not a string, a string that is not UTF-8 — found by fuzzing) is the registry's error, as bad JSON is.
+    /// </summary>
+    private static T Shaped<T>(byte[] body, Func<JsonElement, T> read)
+    {
+        using var doc = Parse(body);
+        try
+        {
+            return read(doc.RootElement);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new RegistryException(RegistryFailure.Invalid, "the registry sent a manifest whose JSON does not have a manifest's shape", e);
+        }
     }
 
     private static JsonDocument Parse(byte[] body)

@@ -12,7 +12,7 @@
 #   bench/swarm-lab/run.sh --hosts 2,4,8,12 --size 256MiB --rate 50mbit --curl-max-hosts 4   # the README plot
 set -euo pipefail
 
-HOSTS="12"; SIZE="256MiB"; RATE="50mbit"; ORIGIN_RATE=""; CURL_MAX=1000000; SCENARIOS="curl,seed,cold"; OUT=""
+HOSTS="12"; SIZE="256MiB"; RATE="50mbit"; ORIGIN_RATE=""; CURL_MAX=1000000; SCENARIOS="curl,seed,cold"; OUT=""; SWARM_KEY=0; ENCRYPTION=on
 usage() {
     cat <<EOF
 usage: $0 [--hosts N[,N...]] [--size SIZE] [--rate RATE] [--origin-rate RATE] [--curl-max-hosts N] [--scenarios curl,seed,cold] [--out DIR]
@@ -23,6 +23,8 @@ usage: $0 [--hosts N[,N...]] [--size SIZE] [--rate RATE] [--origin-rate RATE] [-
   --curl-max-hosts  run the curl scenario only up to this many hosts (it takes N x S / u_origin)
   --scenarios       which scenarios to run (default curl,seed,cold)
   --out             results directory (default bench/results/lab-<time>)
+  --swarm-key       a private swarm: one key (swarm keygen) for every node, through SWARM_SWARM_KEY
+  --peer-encryption on (default) or off, through SWARM_PEER_ENCRYPTION
 EOF
 }
 while [ $# -gt 0 ]; do
@@ -35,6 +37,8 @@ while [ $# -gt 0 ]; do
         --skip-curl) SCENARIOS="seed,cold"; shift ;;
         --scenarios) SCENARIOS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
+        --swarm-key) SWARM_KEY=1; shift ;;
+        --peer-encryption) ENCRYPTION="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 1 ;;
     esac
@@ -141,6 +145,14 @@ EOF
 }
 
 publish_swarm
+export SWARM_PEER_ENCRYPTION="$ENCRYPTION"
+if [ "$SWARM_KEY" = 1 ]; then
+    rm -rf /tmp/swarm-lab-key && mkdir -p /tmp/swarm-lab-key
+    $SWARM keygen /tmp/swarm-lab-key/swarm.key >/dev/null || { echo "run.sh: swarm keygen failed" >&2; exit 1; }
+    export SWARM_SWARM_KEY=/tmp/swarm-lab-key/swarm.key
+fi
+log "peer encryption $ENCRYPTION, swarm key $([ "$SWARM_KEY" = 1 ] && echo on || echo off)"
+echo "swarm_key=$SWARM_KEY peer_encryption=$ENCRYPTION" > "$OUT/security.txt"
 echo "scenario,hosts,size_bytes,rate,p50_s,p100_s,bound_s,p100_over_bound,origin_bytes,origin_over_size,cpu_busy,cpu_busy_p90,cpu_user,cpu_system,cpu_softirq,failed" > "$CSV"
 IFS=, read -r -a NS <<< "$HOSTS"
 for n in "${NS[@]}"; do
