@@ -23,7 +23,8 @@ internal static class Errors
             Swarm.Core.Exchange.ListenException => e.Message + "; pick another address with --listen IP:PORT (port 0 picks a free one)",
             Swarm.Core.Exchange.PeerUnavailableException { OtherPeersMayHelp: true } => e.Message + "; give --peer IP:PORT or --bootstrap IP:PORT of another node that holds the content",
             _ when e is UsageException || TaskFailure.IsExpected(e) => e.Message,
-            _ => $"unexpected error: {e}",
+            // A bug: say what it was in one line; a stack trace helps nobody who runs the command (issue #15).
+            _ => $"unexpected error ({e.GetType().Name}: {e.Message} at {e.TargetSite?.DeclaringType?.Name}.{e.TargetSite?.Name}); this is a bug in Swarm: please report it with this line and the command",
         };
         Console.Error.WriteLine($"swarm: {command}: {(scrub != null ? scrub(message) : message)}");
         return code;

@@ -66,7 +66,7 @@ public sealed class Refusals
 
     public static RefusalReason From(AdmissionFailure failure) => failure switch
     {
-        AdmissionFailure.NotSwarm => RefusalReason.NotSwarm,
+        AdmissionFailure.NotSwarm or AdmissionFailure.Closed => RefusalReason.NotSwarm,
         AdmissionFailure.Timeout => RefusalReason.Timeout,
         AdmissionFailure.SwarmKey => RefusalReason.SwarmKey,
         AdmissionFailure.Encryption => RefusalReason.Encryption,
@@ -78,10 +78,14 @@ public sealed class Refusals
 
     public long Total => _totals.Sum(t => Interlocked.Read(ref t));
 
-    /// <summary>Counts one refusal; <paramref name="detail"/> (Swarm's words) is kept as the summary's example.</summary>
-    public void Record(IPAddress source, RefusalReason reason, string? detail = null)
+    /// <summary>
+    /// Counts one refusal; <paramref name="detail"/> (Swarm's words) is kept as the summary's example. With
+    /// <paramref name="log"/> false it is only counted (a peer that hung up mid-handshake is no news).
+    /// </summary>
+    public void Record(IPAddress source, RefusalReason reason, string? detail = null, bool log = true)
     {
         Interlocked.Increment(ref _totals[(int)reason]);
+        if (!log) return;
         lock (_lock)
         {
             if (_windowCount++ == 0) _firstAt = Environment.TickCount64;

@@ -272,12 +272,12 @@ public sealed class SwarmEngine : IAsyncDisposable
                 }
                 catch (AdmissionException e)
                 {
-                    Refusals.Record(source, Refusals.From(e.Failure), e.Message);
+                    Refusals.Record(source, Refusals.From(e.Failure), e.Message, log: e.Failure != AdmissionFailure.Closed);
                     return;
                 }
                 catch (WireProtocolException e)
                 {
-                    Refusals.Record(source, RefusalReason.Handshake, e.Message);
+                    Refusals.Record(source, RefusalReason.Handshake, e.Message, log: e is not PeerClosedException);
                     return;
                 }
                 finally

@@ -356,7 +356,7 @@ public sealed class FrameConnection : IAsyncDisposable
                     LastReceived = Environment.TickCount64;
                     return handler(frame);
                 }
-                if (result.IsCompleted) throw new WireProtocolException("connection closed during the handshake");
+                if (result.IsCompleted) throw new PeerClosedException("connection closed during the handshake");
             }
             finally
             {

@@ -56,3 +56,6 @@ public sealed class DuplicateConnectionException : WireProtocolException
     public DuplicateConnectionException(string message, Exception inner) : base(message, inner) { }
     public DuplicateConnectionException() { }
 }
+
+/// <summary>The peer hung up during the handshake (often the ordinary end of a duplicate connection both sides dialled).</summary>
+public sealed class PeerClosedException(string message) : WireProtocolException(message);

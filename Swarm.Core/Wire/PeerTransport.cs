@@ -40,6 +40,8 @@ public enum AdmissionFailure
 {
     /// <summary>The first bytes are not a Swarm preamble (a port scanner, another protocol).</summary>
     NotSwarm,
+    /// <summary>The other side hung up before its preamble was complete (often a dialler that gave up; no news).</summary>
+    Closed,
     /// <summary>Nothing (or not enough) arrived before the deadline.</summary>
     Timeout,
     /// <summary>The other side holds another swarm key, or none where this side has one (or the reverse).</summary>
@@ -229,7 +231,7 @@ public static class PeerTransport
     private static byte[] Signed(byte role, byte[] nonces, byte[] ephemeral) => [.. ChannelTag, role, .. nonces, .. ephemeral];
 
     private static async Task ReadExactlyAsync(Stream stream, byte[] buffer, IPEndPoint endPoint, CancellationToken cancellationToken,
-        AdmissionFailure onClose = AdmissionFailure.NotSwarm, string closed = "closed the connection during admission")
+        AdmissionFailure onClose = AdmissionFailure.Closed, string closed = "closed the connection during admission")
     {
         try
         {

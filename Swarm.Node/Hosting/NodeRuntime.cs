@@ -103,8 +103,9 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         }
         if (dropped > 0) SaveTasks();
         var stats = _node.Dht!.GetStats();
-        _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed",
-            _node.Key.NodeId.ToHex(), _node.EndPoint, stats.RoutingTableSize, served, resumed);
+        _logger.LogInformation("node {NodeId} listening on {EndPoint} (TCP and UDP); {Contacts} DHT contacts; serving {Served} item(s); {Resumed} task(s) resumed; {Swarm}, peer traffic {Encryption}",
+            _node.Key.NodeId.ToHex(), _node.EndPoint, stats.RoutingTableSize, served, resumed,
+            Config.Security.SwarmKey is { } key ? $"private swarm (key {key.Fingerprint})" : "open swarm (no swarm key)", Config.Security.Encrypt ? "encrypted" : "NOT encrypted");
     }
 
     /// <summary>
