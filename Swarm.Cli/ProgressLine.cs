@@ -45,8 +45,8 @@ internal sealed class ProgressLine(string label)
             double rate = _rate > 0 ? _rate : done / Math.Max(0.001, now / 1000.0);
             // No estimate when it would be over a day: a rate near zero (waiting for an ingester, say) gives a meaningless one,
             // and one beyond TimeSpan's range took a get down (found in the lab).
-            double seconds = rate > 0 && total > done ? (total - done) / rate : double.PositiveInfinity;
-            string eta = seconds < 86_400 ? FormatDuration(TimeSpan.FromSeconds(seconds)) : "-";
+            double left = rate > 0 && total > done ? (total - done) / rate : double.PositiveInfinity;
+            string eta = left < 86_400 ? FormatDuration(TimeSpan.FromSeconds(left)) : "-";
             string text = total == 0 && done == 0 && !force
                 ? $"{label} finding peers and the manifest" + (peers is { } c ? $"  peers {c}" : "")
                 : $"{label} {Units.Bytes(done)} / {Units.Bytes(total)} {pct,5:0.0}%  {ByteRate.Format(rate)}  ETA {eta}" + (peers is { } p ? $"  peers {p}" : "");
