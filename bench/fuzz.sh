@@ -107,7 +107,7 @@ for t in "${TARGETS[@]}"; do
   log "$t: $cmd"
   # One core, niced; no CPU binding (the machine is shared); the .NET fork server needs a while to start.
   env AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
-      AFL_FORKSRV_INIT_TMOUT=120000 AFL_NO_STARTUP_CALIBRATION=1 SWARM_FUZZ_KNOWN=$KNOWN \
+      AFL_FORKSRV_INIT_TMOUT=120000 SWARM_FUZZ_KNOWN=$KNOWN \
     nice -n 10 afl-fuzz -i "$CORPUS/$t" -o "$findings" -t "$TIMEOUT" -x "$OUT/$t.dict" -E "$EXECS" \
       -- "$BIN_AFL/Swarm.Fuzz" afl "$t" > "$OUT/afl-$t.log" 2>&1 || { log "$t: afl-fuzz failed, see $OUT/afl-$t.log"; tail -5 "$OUT/afl-$t.log" >&2; FAILED=1; continue; }
   stats=$findings/default/fuzzer_stats

@@ -10,12 +10,13 @@ public static class Program
 {
     private const string Usage = """
         Swarm.Fuzz list                        the targets, one a line: name, then what it fuzzes
-        Swarm.Fuzz afl TARGET                  run under afl-fuzz (SharpFuzz's persistent fork server; SWARM_FUZZ_OUT_OF_PROCESS=1 for
+        Swarm.Fuzz afl TARGET                  run under afl-fuzz, with Swarm.Core/Swarm.Node instrumented by sharpfuzz (SharpFuzz's persistent fork server; SWARM_FUZZ_OUT_OF_PROCESS=1 for
                                                Fuzzer.OutOfProcess.Run); SWARM_FUZZ_KNOWN=ignore counts known findings as passes
         Swarm.Fuzz inproc TARGET N [SEED]      N seeded mutations of the corpus in process, without coverage (no afl-fuzz needed)
         Swarm.Fuzz replay TARGET FILE...       run files (afl's crashes, hangs or queue) through the target and say what each does
         Swarm.Fuzz dict TARGET FILE            write the target's words as an afl-fuzz dictionary
         Swarm.Fuzz write-corpus DIR            write every target's seeds (from the code's encoders) as DIR/<target>/<name>
+        All but afl need the uninstrumented build: instrumented code outside Fuzzer.Run has no coverage map to write to.
         """;
 
     public static int Main(string[] args)
@@ -25,7 +26,7 @@ public static class Program
             return args switch
             {
                 ["list"] => List(),
-                ["afl", var t] => Afl(FuzzTargets.Get(t)),
+                ["afl", var t] => Afl(t),
                 ["inproc", var t, var n] => InProcess(FuzzTargets.Get(t), long.Parse(n, System.Globalization.CultureInfo.InvariantCulture), null),
                 ["inproc", var t, var n, var s] => InProcess(FuzzTargets.Get(t), long.Parse(n, System.Globalization.CultureInfo.InvariantCulture),
                     int.Parse(s, System.Globalization.CultureInfo.InvariantCulture)),
@@ -62,11 +63,17 @@ public static class Program
         return memory.ToArray();
     }
 
-    private static int Afl(FuzzTarget target)
+    /// <summary>
+    /// Instrumented code writes coverage into the map Fuzzer.Run sets up, so nothing of Swarm.Core or Swarm.Node may run
+    /// before it: the target is looked up in the first execution.
+    /// </summary>
+    private static int Afl(string name)
     {
         bool ignoreKnown = Environment.GetEnvironmentVariable("SWARM_FUZZ_KNOWN") == "ignore";
+        FuzzTarget? target = null;
         void One(Stream stream)
         {
+            target ??= FuzzTargets.Get(name);
             byte[] input = ReadAll(stream, target.MaxInput);
             try
             {
