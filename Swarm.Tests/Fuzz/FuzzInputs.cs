@@ -39,7 +39,15 @@ public static class FuzzInputs
     });
 
     /// <summary>A data directory of this process's own (in memory where /dev/shm exists), for decoders that read a file.</summary>
-    public static string Scratch => ScratchFolder.Value;
+    public static string Scratch
+    {
+        get
+        {
+            string dir = ScratchFolder.Value;
+            if (!Directory.Exists(dir)) Directory.CreateDirectory(dir); // again after DeleteScratch
+            return dir;
+        }
+    }
 
     /// <summary>Writes the input as <paramref name="fileName"/> in the scratch folder and returns its path.</summary>
     public static string WriteScratch(string fileName, byte[] input)

@@ -5,8 +5,10 @@ namespace Swarm.Tests.Fuzz;
 /// mutations, each checked against the decoder's contract (only its documented failure, allocation within the declared
 /// bound, no hang). The long campaign (afl-fuzz, bench/fuzz.sh) uses the same targets.
 /// </summary>
-public sealed class FuzzTests
+public sealed class FuzzTests : IDisposable
 {
+    public void Dispose() => FuzzInputs.DeleteScratch();
+
     public static TheoryData<string> Targets => [.. FuzzTargets.All.Select(t => t.Name)];
 
     [Theory]
