@@ -116,7 +116,7 @@ public static class CorpusSeeds
             byte[] plain = DhtCodec.Encode(header, body, null);
             yield return ("dht", name, plain);
             yield return ("dht-keyed", name + "-mac-by-harness", [1, .. plain]);
-            yield return ("dht-keyed", name + "-mac", [0, .. DhtCodec.Encode(header, body, FuzzTargets.SwarmKey)]);
+            yield return ("dht-keyed", name + "-mac", [0, .. DhtCodec.Encode(header, body, FuzzTargets.Authenticator)]);
         }
 
         // Records.

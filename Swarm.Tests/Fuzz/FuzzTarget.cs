@@ -30,6 +30,15 @@ public sealed record FuzzTarget(
     /// <summary>Allocation allowed for one call on an input of <paramref name="length"/> bytes.</summary>
     public long AllocationBound(int length) => BaseBytes + BytesPerInputByte * length;
 
+    /// <summary>
+    /// More allocation an input may declare within the decoder's documented limits (a live manifest's pieces: about 100
+    /// bytes each, at most <see cref="Swarm.Core.Content.Manifest.MaxLivePieces"/>); none when null.
+    /// </summary>
+    public Func<byte[], long>? DeclaredBytes { get; init; }
+
+    /// <summary>Allocation allowed for one call on <paramref name="input"/>.</summary>
+    public long AllocationBound(byte[] input) => AllocationBound(input.Length) + (DeclaredBytes?.Invoke(input) ?? 0);
+
     public bool IsDocumented(Exception e) => Documented.Any(t => t.IsInstanceOfType(e));
 
     public override string ToString() => Name;
@@ -82,7 +91,7 @@ public static class FuzzExecutor
         if (input.Length > target.MaxInput) input = input[..target.MaxInput];
         if (guard && KnownFindings.Guard(target, input) is { } known) throw known;
         var (outcome, used) = Measure(target, input);
-        long bound = target.AllocationBound(input.Length);
+        long bound = target.AllocationBound(input);
         // The first call down a path also pays for one-time work (static constructors, resource strings of a first
         // exception, the HTTP stack's caches): an input over the bound is measured again, and only the repeat counts.
         if (used > bound) (_, used) = Measure(target, input);
