@@ -55,24 +55,19 @@ public sealed class RawPeer : IAsyncDisposable
     /// <summary>The stream frames go over: the admitted (encrypted) stream once admitted, the raw socket before.</summary>
     private Stream Stream => _admitted ?? _network;
 
-    /// <summary>Dialer's admission with <paramref name="key"/>'s certificate; done by <see cref="HandshakeAsync"/> when not done before.</summary>
-    public async Task AdmitAsync(NodeKey key)
-    {
-        if (_admitted != null) return;
-        _security = new TransportSecurity(key, SwarmKey, Encrypt);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        cts.CancelAfter(TimeSpan.FromSeconds(10));
-        _admitted = (await PeerTransport.DialAsync(_socket, _security, cts.Token)).Stream;
-    }
+    /// <summary>Dialer's admission with <paramref name="key"/>; done by <see cref="HandshakeAsync"/> when not done before.</summary>
+    public Task AdmitAsync(NodeKey key) => AdmitAsync(key, PeerTransport.DialAsync);
 
     /// <summary>Acceptor's admission (for a hand-driven acceptor that a node dials).</summary>
-    public async Task AcceptAdmissionAsync(NodeKey key)
+    public Task AcceptAdmissionAsync(NodeKey key) => AdmitAsync(key, (socket, security, ct) => PeerTransport.AcceptAsync(socket, security, ct));
+
+    private async Task AdmitAsync(NodeKey key, Func<Socket, TransportSecurity, CancellationToken, Task<PeerTransport.Admitted>> admit)
     {
         if (_admitted != null) return;
         _security = new TransportSecurity(key, SwarmKey, Encrypt);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         cts.CancelAfter(TimeSpan.FromSeconds(10));
-        _admitted = (await PeerTransport.AcceptAsync(_socket, _security, cts.Token)).Stream;
+        _admitted = (await admit(_socket, _security, cts.Token)).Stream;
     }
 
     /// <summary>Wraps an accepted socket (for a hand-driven acceptor).</summary>
