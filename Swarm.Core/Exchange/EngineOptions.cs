@@ -8,10 +8,14 @@ public sealed record EngineOptions
     /// <summary>Download limit in bytes per second for the whole node; 0 is unlimited.</summary>
     public long DownloadRate { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
-    /// <summary>A connection must finish admission and the handshake within this (a slow or silent one gives its place up).</summary>
-    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// A connection must finish admission and the handshake within this. Silent connections do not wait for it: a full
+    /// handshake pool closes them for newcomers. Not shorter: on a host whose cores are saturated (a lab of 12 nodes on
+    /// two cores) honest handshakes took seconds, and a dialler gives up on a peer after three failed attempts.
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>An accepted connection must send its 38-byte preamble within this.</summary>
-    public TimeSpan PreambleTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan PreambleTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Inbound connections still in admission or handshake, all sources together (not counted in <see cref="MaxConnections"/>).</summary>
     public int MaxPendingHandshakes { get; init; } = 64;
     /// <summary>Inbound connections still in admission or handshake from one IP address.</summary>

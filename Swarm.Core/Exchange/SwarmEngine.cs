@@ -488,7 +488,7 @@ public sealed class SwarmEngine : IAsyncDisposable
             try
             {
                 using var hs = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                hs.CancelAfter(Options.HandshakeTimeout);
+                hs.CancelAfter(Options.ConnectTimeout + Options.HandshakeTimeout); // the connect has its own bound inside
                 connection = await FrameConnection.ConnectAsync(endPoint, Options.ConnectTimeout, hs.Token, Security).ConfigureAwait(false);
                 var peer = await Handshake.InitiateAsync(connection, Key, swarm.Id, ListenEndPoint?.Port ?? 0, hs.Token).ConfigureAwait(false);
                 if (Bans.IsBanned(peer.NodeId)) throw new WireProtocolException("peer is banned");
