@@ -66,6 +66,11 @@ public static class KnownFindings
             + "a schemaVersion that is not an Int32 (1.5, 1e10) and InvalidOperationException for a mediaType that is not valid UTF-8; "
             + "RegistryClient.GetManifestAsync calls it for a manifest served without a specific Content-Type, so that is not a RegistryException",
             (v, _) => Threw(v, typeof(Exception), "Oci.DetectManifestType")),
+        new("config-json-lone-surrogate", ["swarm-json", "registries-json"],
+            "NodeConfig.Load (swarm.json) and Registries.Load (registries.json) let InvalidOperationException out (not ConfigException) for "
+            + "a property name or string value holding an escaped lone surrogate (\\ud800, \\udc00): JsonProperty.Name and "
+            + "JsonElement.GetString throw it, and only JsonException and IOException are caught",
+            (v, _) => Threw(v, typeof(InvalidOperationException), "NodeConfig.ReadFile") || Threw(v, typeof(InvalidOperationException), "Registries.Load")),
     ];
 
     /// <summary>A violation raised instead of running an input that would trigger a known, costly bug.</summary>
