@@ -110,6 +110,10 @@ for t in "${TARGETS[@]}"; do
       AFL_FORKSRV_INIT_TMOUT=120000 SWARM_FUZZ_KNOWN=$KNOWN \
     nice -n 10 afl-fuzz -i "$CORPUS/$t" -o "$findings" -t "$TIMEOUT" -x "$OUT/$t.dict" -E "$EXECS" \
       -- "$BIN_AFL/Swarm.Fuzz" afl "$t" > "$OUT/afl-$t.log" 2>&1 || { log "$t: afl-fuzz failed, see $OUT/afl-$t.log"; tail -5 "$OUT/afl-$t.log" >&2; FAILED=1; continue; }
+  # afl-fuzz ends the target with SIGKILL: remove the scratch folders of harness processes that are gone.
+  for d in /dev/shm/swarm-fuzz-*; do
+    [ -d "$d" ] && [[ ${d##*-} =~ ^[0-9]+$ ]] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
+  done
   stats=$findings/default/fuzzer_stats
   execs=$(stat_of execs_done "$stats"); crashes=$(stat_of saved_crashes "$stats"); hangs=$(stat_of saved_hangs "$stats")
   edges=$(stat_of edges_found "$stats"); map=$(stat_of total_edges "$stats"); cvg=$(stat_of bitmap_cvg "$stats")

@@ -62,6 +62,11 @@ public sealed class Registries : IDisposable
         {
             throw new ConfigException($"{path} is not valid JSON: {e.Message}", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // A name or string that cannot be text (an escaped lone surrogate, \ud800): found by fuzzing.
+            throw new ConfigException($"{path} holds a string that is not valid text (an escaped lone surrogate?): {e.Message}", e);
+        }
         catch (IOException e)
         {
             throw new ConfigException($"cannot read {path}: {e.Message}", e);

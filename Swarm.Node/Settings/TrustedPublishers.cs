@@ -32,8 +32,16 @@ public static class TrustedPublishers
     /// <summary>The node id of a public key file (PEM or DER SubjectPublicKeyInfo), a node.key, or a file holding a node id.</summary>
     public static Hash256 FromKeyFile(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
-        if (bytes.Length > 64 * 1024) throw new FormatException($"{path} is too large to be a key file");
+        // Bounded before reading: a device or a huge file named by mistake must not be read whole.
+        byte[] bytes;
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read))
+        {
+            bytes = new byte[64 * 1024 + 1];
+            int n = 0, read;
+            while (n < bytes.Length && (read = file.Read(bytes, n, bytes.Length - n)) > 0) n += read;
+            if (n > 64 * 1024) throw new FormatException($"{path} is too large to be a key file");
+            bytes = bytes[..n];
+        }
         string text = System.Text.Encoding.ASCII.GetString(bytes).Trim();
         if (text.Length == Hash256.Size * 2 && Hash256.TryParseHex(text, out var written)) return written;
         using var ecdsa = ECDsa.Create();
@@ -43,10 +51,10 @@ public static class TrustedPublishers
             else
             {
                 try { ecdsa.ImportSubjectPublicKeyInfo(bytes, out _); }
-                catch (CryptographicException) { ecdsa.ImportPkcs8PrivateKey(bytes, out _); }
+                catch (Exception e) when (e is CryptographicException or PlatformNotSupportedException) { ecdsa.ImportPkcs8PrivateKey(bytes, out _); }
             }
         }
-        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        catch (Exception e) when (e is CryptographicException or ArgumentException or PlatformNotSupportedException)
         {
             throw new FormatException($"{path} is not a node key file (a PEM or DER public key, or a node.key)", e);
         }

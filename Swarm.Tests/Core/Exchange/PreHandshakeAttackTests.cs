@@ -12,6 +12,8 @@ namespace Swarm.Tests.Core.Exchange;
 /// <summary>Malformed input from a peer that has not completed the handshake: the node drops it and keeps serving.</summary>
 public sealed class PreHandshakeAttackTests
 {
+    private static readonly Swarm.Core.Identity.NodeKey Dialer = Swarm.Core.Identity.NodeKey.Generate();
+
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
 
     private static byte[] ValidHelloBody(ContentId content)
@@ -29,6 +31,7 @@ public sealed class PreHandshakeAttackTests
         byte[] frame = RawPeer.Frame(MessageKind.Hello, ValidHelloBody(seed.Id));
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             await peer.SendAsync(frame.AsMemory(0, frame.Length / 2));
             if (halfClose)
             {
@@ -47,6 +50,7 @@ public sealed class PreHandshakeAttackTests
         await using var seed = await SeededNode.StartAsync();
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             await peer.SendAsync(new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, (byte)MessageKind.Hello });
             Assert.Empty(await peer.WaitForCloseAsync(CloseTimeout));
         }
@@ -61,6 +65,7 @@ public sealed class PreHandshakeAttackTests
         new Random(42).NextBytes(noise);
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             await peer.SendIgnoringResetAsync(noise);
             Assert.Empty(await peer.WaitForCloseAsync(CloseTimeout));
         }
@@ -78,6 +83,7 @@ public sealed class PreHandshakeAttackTests
         noise[4] = (byte)MessageKind.Hello;
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             await peer.SendIgnoringResetAsync(noise);
             Assert.Empty(await peer.WaitForCloseAsync(CloseTimeout));
         }
@@ -153,6 +159,7 @@ public sealed class PreHandshakeAttackTests
         await using var seed = await SeededNode.StartAsync();
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             await peer.SendIgnoringResetAsync(RawPeer.Frame(MessageKind.Hello, GarbageHello(garbage, seed.Id)));
             var frames = await peer.WaitForCloseAsync(CloseTimeout);
             Assert.Empty(frames); // not even a Hello back
@@ -171,6 +178,7 @@ public sealed class PreHandshakeAttackTests
         await using var seed = await SeededNode.StartAsync();
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             await peer.SendIgnoringResetAsync(RawPeer.Frame((MessageKind)kind, [0x90]));
             Assert.Empty(await peer.WaitForCloseAsync(CloseTimeout));
         }
@@ -194,6 +202,7 @@ public sealed class PreHandshakeAttackTests
         };
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             await peer.SendIgnoringResetAsync(frame);
             Assert.Empty(await peer.WaitForCloseAsync(CloseTimeout));
         }
@@ -211,6 +220,7 @@ public sealed class PreHandshakeAttackTests
         await using var seed = await SeededNode.StartAsync(); // handshake timeout stays at its 10 s default
         await using (var peer = await RawPeer.ConnectAsync(seed.EndPoint))
         {
+            await peer.AdmitAsync(Dialer); // past admission (the transport preamble), as a Swarm peer: the handshake is what is attacked
             var prefix = new byte[FrameCodec.PrefixLength];
             BinaryPrimitives.WriteUInt32BigEndian(prefix, WireLimits.MaxFrameLength);
             prefix[4] = (byte)MessageKind.Hashes;
