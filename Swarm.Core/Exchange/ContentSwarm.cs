@@ -183,23 +183,12 @@ public sealed class ContentSwarm : IAsyncDisposable
         }
         if (capAddress && fromAddress >= options.MaxPeersPerAddress)
         {
-            if (!EvictIdle(s => s.Connection.RemoteEndPoint.Address.Equals(address))) return RefusalReason.PeersPerAddress;
+            if (!PeerSession.GiveUpIdlest(_sessions.Where(s => s.Connection.RemoteEndPoint.Address.Equals(address)), options.IdleEviction))
+                return RefusalReason.PeersPerAddress;
             live--;
         }
-        if (live >= options.MaxPeersPerContent && !EvictIdle(_ => true)) return RefusalReason.PeerLimit;
+        if (live >= options.MaxPeersPerContent && !PeerSession.GiveUpIdlest(_sessions, options.IdleEviction)) return RefusalReason.PeerLimit;
         return null;
-    }
-
-    private bool EvictIdle(Func<PeerSession, bool> among)
-    {
-        long threshold = (long)Engine.Options.IdleEviction.TotalMilliseconds;
-        PeerSession? victim = null;
-        foreach (var s in _sessions)
-            if (!s.GivingUpSlot && among(s) && s.IdleFor >= threshold && (victim == null || s.IdleFor > victim.IdleFor)) victim = s;
-        if (victim == null) return false;
-        victim.GivingUpSlot = true;
-        victim.Close($"gave its slot to a new peer after {victim.IdleFor / 1000.0:0.#} s without a block either way");
-        return true;
     }
 
     internal async Task AttachAsync(PeerSession session, CancellationToken cancellationToken)

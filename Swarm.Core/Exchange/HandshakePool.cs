@@ -29,10 +29,12 @@ internal sealed class HandshakePool(int maxPending, int maxPerAddress, bool loop
 
     public int Count { get { lock (_lock) return _entries.Count; } }
 
-    /// <summary>Admits a new connection to the pool, making room when it can; null when it cannot (the caller refuses it). <paramref name="evicted"/> counts the connections closed for it.</summary>
-    public Entry? TryEnter(Socket socket, out int evicted)
+    /// <summary>
+    /// Admits a new connection to the pool, making room when it can; null when it cannot (the caller refuses it). A
+    /// connection closed to make room learns it from <see cref="Entry.Evicted"/> (its handler counts the refusal).
+    /// </summary>
+    public Entry? TryEnter(Socket socket)
     {
-        evicted = 0;
         var address = Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
         bool perAddress = !(loopbackExempt && IPAddress.IsLoopback(address));
         List<Entry> victims = [];
@@ -65,7 +67,6 @@ internal sealed class HandshakePool(int maxPending, int maxPerAddress, bool loop
         {
             try { v.Evicted.Cancel(); } catch (ObjectDisposedException) { }
         }
-        evicted = victims.Count;
         return entry;
     }
 

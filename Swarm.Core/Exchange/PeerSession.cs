@@ -70,7 +70,24 @@ public sealed class PeerSession
     /// <summary>When we last asked this peer for a block (blocks after that, up to the request timeout, are expected).</summary>
     internal long LastRequested;
     /// <summary>Closed to make room for a newcomer: no longer counted against the peer limits.</summary>
-    internal bool GivingUpSlot;
+    internal volatile bool GivingUpSlot;
+
+    /// <summary>
+    /// Closes the session of <paramref name="sessions"/> idle longest (no block either way for at least
+    /// <paramref name="idle"/>) to give its slot to a newcomer; false when none is that idle. One rule for the node's
+    /// connection limit and a content's peer limits.
+    /// </summary>
+    internal static bool GiveUpIdlest(IEnumerable<PeerSession> sessions, TimeSpan idle)
+    {
+        long threshold = (long)idle.TotalMilliseconds;
+        PeerSession? victim = null;
+        foreach (var s in sessions)
+            if (!s.GivingUpSlot && s.IdleFor >= threshold && (victim == null || s.IdleFor > victim.IdleFor)) victim = s;
+        if (victim == null) return false;
+        victim.GivingUpSlot = true;
+        victim.Close($"gave its slot to a new peer after {victim.IdleFor / 1000.0:0.#} s without a block either way");
+        return true;
+    }
 
     /// <summary>Milliseconds since a block went either way (or since the session started).</summary>
     public long IdleFor => Environment.TickCount64 - Interlocked.Read(ref _lastBlock);

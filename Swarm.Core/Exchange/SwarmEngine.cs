@@ -213,8 +213,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                 Logger.LogWarning("accept failed: {Error}", e.Message);
                 continue;
             }
-            var entry = _handshakes.TryEnter(client, out int evicted);
-            for (int i = 0; i < evicted; i++) Refusals.Record(RemoteAddress(client), RefusalReason.HandshakeEvicted);
+            var entry = _handshakes.TryEnter(client);
             if (entry == null)
             {
                 // The handshake pool is full of connections that are all making progress: refuse at once (the peer tries
@@ -285,7 +284,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                     _handshakes.Leave(entry);
                 }
             }
-            if (!TryAdmitSession(source))
+            if (!TryAdmitSession())
             {
                 Refusals.Record(source, RefusalReason.PeerLimit, $"this node's peer limit ({Options.MaxConnections}) is reached");
                 return;
@@ -311,7 +310,7 @@ public sealed class SwarmEngine : IAsyncDisposable
         }
     }
 
-    /// <summary>Admission of an accepted socket: the preamble within its own short deadline, then TLS (bounded by the caller's).</summary>
+    /// <summary>Admission of an accepted socket: the preamble within its own short deadline, then the encrypted channel (bounded by the caller's).</summary>
     private async Task<FrameConnection> AdmitAsync(Socket client, HandshakePool.Entry entry, CancellationToken cancellationToken)
     {
         using var preamble = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -328,16 +327,10 @@ public sealed class SwarmEngine : IAsyncDisposable
     /// Takes a slot under <see cref="EngineOptions.MaxConnections"/> for a new session; at the limit, a session idle both
     /// ways for <see cref="EngineOptions.IdleEviction"/> gives its slot up. False when none can.
     /// </summary>
-    internal bool TryAdmitSession(IPAddress source)
+    private bool TryAdmitSession()
     {
         if (Interlocked.Increment(ref _connections) <= Options.MaxConnections) return true;
-        var idle = _swarms.Values.SelectMany(s => s.Sessions).Where(s => s.IdleFor >= Options.IdleEviction.TotalMilliseconds)
-            .OrderByDescending(s => s.IdleFor).FirstOrDefault();
-        if (idle != null)
-        {
-            idle.Close($"gave its slot to a new peer after {idle.IdleFor / 1000.0:0.#} s without a block either way");
-            return true; // over by one until the idle session is gone
-        }
+        if (PeerSession.GiveUpIdlest(_swarms.Values.SelectMany(s => s.Sessions), Options.IdleEviction)) return true; // over by one until it is gone
         Interlocked.Decrement(ref _connections);
         return false;
     }
