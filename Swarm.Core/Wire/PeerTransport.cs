@@ -93,10 +93,7 @@ public static class PeerTransport
         var network = new NetworkStream(socket, ownsSocket: false);
         try
         {
-            byte[] mine = new byte[DialerPreambleLength];
-            Magic.CopyTo(mine);
-            mine[4] = Version;
-            mine[5] = security.Flags;
+            byte[] mine = Preamble(DialerPreambleLength, security);
             RandomNumberGenerator.Fill(mine.AsSpan(6, NonceLength));
             await network.WriteAsync(mine, cancellationToken).ConfigureAwait(false);
 
@@ -130,10 +127,7 @@ public static class PeerTransport
             byte[] theirs = new byte[DialerPreambleLength];
             await ReadExactlyAsync(network, theirs, endPoint, cancellationToken).ConfigureAwait(false);
             CheckMagic(theirs, endPoint);
-            byte[] mine = new byte[AcceptorPreambleLength];
-            Magic.CopyTo(mine);
-            mine[4] = Version;
-            mine[5] = security.Flags;
+            byte[] mine = Preamble(AcceptorPreambleLength, security);
             if (theirs[4] != Version || theirs[5] != security.Flags)
             {
                 // Tell the dialer what this side requires (flags only, no nonce, no proof), so it can say why it failed.
@@ -245,6 +239,16 @@ public static class PeerTransport
         {
             throw new AdmissionException(onClose, $"{endPoint} {closed}");
         }
+    }
+
+    /// <summary>A preamble of <paramref name="length"/> bytes with this side's magic, version and flags; nonce and proof still zero.</summary>
+    private static byte[] Preamble(int length, TransportSecurity security)
+    {
+        byte[] preamble = new byte[length];
+        Magic.CopyTo(preamble);
+        preamble[4] = Version;
+        preamble[5] = security.Flags;
+        return preamble;
     }
 
     private static void CheckMagic(byte[] preamble, IPEndPoint endPoint)
