@@ -220,7 +220,7 @@ public sealed class ContentStore
             long free = new DriveInfo(tmp).AvailableFreeSpace;
             if (free < length)
                 throw new InsufficientSpaceException($"not enough disk space to ingest {shown}: it needs {length:N0} bytes and {Root} has {free:N0} free");
-            return new IngestStaging(this, tmp);
+            return new IngestStaging(this, tmp, length);
         }
         catch
         {

@@ -12,18 +12,32 @@ public sealed class IngestStaging : IDisposable
 {
     private readonly ContentStore _store;
     private readonly string _directory;
+    private readonly PieceLayout _layout;
+    private readonly UnitTags _tags;
     private SafeFileHandle? _data;
     private bool _installed;
 
-    internal IngestStaging(ContentStore store, string directory)
+    internal IngestStaging(ContentStore store, string directory, long length)
     {
         _store = store;
         _directory = directory;
+        _layout = PieceLayout.For(length);
+        _tags = new UnitTags(_layout.PieceCount);
         _data = File.OpenHandle(Path.Combine(directory, StoredContent.DataFile), FileMode.CreateNew, FileAccess.Write, FileShare.None);
     }
 
-    public void Write(ReadOnlySpan<byte> data, long offset) =>
+    /// <summary>
+    /// Writes bytes of the entry. A whole piece at its offset (what the ingest loop writes) also gets its unit tags, so the
+    /// installed entry serves it without hashing it again (<see cref="UnitTags"/>): the caller hashes these same bytes for
+    /// the manifest.
+    /// </summary>
+    public void Write(ReadOnlySpan<byte> data, long offset)
+    {
         RandomAccess.Write(_data ?? throw new InvalidOperationException("the staged entry is closed"), data, offset);
+        if (offset % _layout.PieceSize == 0 && offset / _layout.PieceSize is var piece && piece < _layout.PieceCount
+            && data.Length == _layout.PieceLength((int)piece))
+            _tags.Record((int)piece, data);
+    }
 
     /// <summary>Flushes the data, writes the manifest, its signature, a journal of every piece and the stamp, and installs the entry.</summary>
     public StoredContent Install(Manifest manifest, byte[] signature)
@@ -45,11 +59,13 @@ public sealed class IngestStaging : IDisposable
         File.WriteAllText(Path.Combine(_directory, StoredContent.StampFile), $"{info.Length} {info.LastWriteTimeUtc.Ticks}");
         var content = _store.InstallStaged(_directory, manifest);
         _installed = true;
+        if (manifest.PieceSize == _layout.PieceSize && manifest.PieceCount == _layout.PieceCount) content.AdoptUnitTags(_tags);
         return content;
     }
 
     public void Dispose()
     {
+        _tags.Dispose();
         _data?.Dispose();
         _data = null;
         if (!_installed) ContentStore.DeleteStaged(_directory);

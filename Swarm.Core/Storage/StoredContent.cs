@@ -36,6 +36,7 @@ public sealed class StoredContent : IDisposable
         Manifest = manifest;
         Signature = signature;
         Verified = new Bitfield(manifest.PieceCount);
+        _tags = new UnitTags(manifest.PieceCount);
         if (manifest.IsLive) LoadPieceHashes();
         bool rehashed = false;
         if (JournalLost())
@@ -131,6 +132,9 @@ public sealed class StoredContent : IDisposable
             if (_direct != null && AlignedBuffer.IsDirectIoCompatible(data, offset)) RandomAccess.Write(_direct, data, offset);
             else RandomAccess.Write(handle, data, offset);
         }
+        // The bytes just written are the verified ones: their unit tags let reads for peers, the mirror and exports check
+        // them without hashing the piece again (a GMAC pass, about a third of a SHA-256 one).
+        _tags.Record(piece, data);
         lock (_journalLock)
         {
             if (Verified[piece]) return;
@@ -171,10 +175,11 @@ public sealed class StoredContent : IDisposable
 
     /// <summary>
     /// Bytes of verified content that are checked against their hashes before they are returned, so a byte that changed on
-    /// disk after it was verified never leaves the node. The first read of a piece reads and hashes the whole piece against
-    /// its manifest hash and keeps a SHA-256 of each of its 128 KiB check units (32 bytes per unit, 0.025% of the
-    /// content's size, in memory only); later reads hash just the units they return. A wire block is exactly one aligned
-    /// unit, so it is read straight into <paramref name="destination"/> (the send buffer) and hashed there; unaligned ranges
+    /// disk after it was verified never leaves the node. Each 128 KiB check unit is checked against its keyed tag
+    /// (<see cref="UnitTags"/>: 16 bytes per unit, in memory only), recorded when this process verified the piece (it was
+    /// downloaded or ingested here) or, for a piece without tags (after a restart), by this first read, which hashes the
+    /// whole piece against its manifest hash. A wire block is exactly one aligned
+    /// unit, so it is read straight into <paramref name="destination"/> (the send buffer) and checked there; unaligned ranges
     /// read the covering units through a pooled buffer. A piece that fails is dropped (<see cref="PieceRotten"/>) and
     /// <see cref="PieceRottenException"/> is thrown; nothing has then been written to <paramref name="destination"/> that
     /// the caller may use.
@@ -206,32 +211,35 @@ public sealed class StoredContent : IDisposable
     internal bool ServesUncheckedForTests { get; set; }
 
     /// <summary>The size of a check unit of <see cref="ReadVerified"/>: the wire block size, so a block is one unit.</summary>
-    public const int CheckUnit = PieceLayout.BlockSize;
+    public const int CheckUnit = UnitTags.Unit;
 
-    /// <summary>Per piece, the SHA-256 of each check unit, once the piece was read and matched its manifest hash.</summary>
-    private byte[]?[]? _unitHashes;
+    /// <summary>Per piece, a keyed tag of each check unit, once this process saw the piece's bytes match its manifest hash.</summary>
+    private readonly UnitTags _tags;
+
+    /// <summary>Takes the unit tags of the pieces an ingest just hashed and wrote (<see cref="IngestStaging"/>), for the verified ones.</summary>
+    internal void AdoptUnitTags(UnitTags staged)
+    {
+        for (int i = 0; i < Layout.PieceCount; i++) if (!Verified[i]) staged.Forget(i);
+        _tags.TakeFrom(staged);
+    }
 
     private void ReadPieceVerified(SafeFileHandle handle, int piece, int inPiece, Span<byte> destination)
     {
         if (!Verified[piece]) throw NotHeld(piece);
         long pieceStart = Layout.PieceOffset(piece);
         int pieceLength = Layout.PieceLength(piece);
-        var all = Volatile.Read(ref _unitHashes) ?? InitUnitHashes();
-        var units = Volatile.Read(ref all[piece]);
-        if (units == null)
+        var tags = _tags.Of(piece);
+        if (tags == null)
         {
-            // First read of this piece: the whole piece against the manifest hash, then its unit hashes.
+            // First read of this piece in this process: the whole piece against the manifest hash, then its unit tags.
             byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(pieceLength);
             try
             {
                 var data = buffer.AsSpan(0, pieceLength);
                 ReadExactly(handle, data, pieceStart);
                 if (!Manifest.VerifyPiece(piece, data)) throw Rotten(piece);
-                units = new byte[UnitCount(pieceLength) * Hash256.Size];
-                for (int u = 0; u * CheckUnit < pieceLength; u++)
-                    System.Security.Cryptography.SHA256.HashData(data.Slice(u * CheckUnit, Math.Min(CheckUnit, pieceLength - u * CheckUnit)), units.AsSpan(u * Hash256.Size, Hash256.Size));
                 // Only while still verified: a piece dropped meanwhile must be hashed again from the manifest after a refetch.
-                if (Verified[piece]) Interlocked.CompareExchange(ref all[piece], units, null);
+                if (Verified[piece]) _tags.Record(piece, data);
                 data.Slice(inPiece, destination.Length).CopyTo(destination);
                 return;
             }
@@ -244,9 +252,9 @@ public sealed class StoredContent : IDisposable
         int end = Math.Min(pieceLength, (inPiece + destination.Length + CheckUnit - 1) / CheckUnit * CheckUnit);
         if (inPiece % CheckUnit == 0 && inPiece + destination.Length == end)
         {
-            // Aligned (every wire block): read straight into the caller's buffer and hash it there.
+            // Aligned (every wire block): read straight into the caller's buffer and check it there.
             ReadExactly(handle, destination, pieceStart + inPiece);
-            if (!UnitsMatch(units, first, destination)) throw Rotten(piece);
+            if (!UnitTags.Matches(tags, first, destination)) throw Rotten(piece);
             return;
         }
         int start = first * CheckUnit;
@@ -255,33 +263,13 @@ public sealed class StoredContent : IDisposable
         {
             var covering = scratch.AsSpan(0, end - start);
             ReadExactly(handle, covering, pieceStart + start);
-            if (!UnitsMatch(units, first, covering)) throw Rotten(piece);
+            if (!UnitTags.Matches(tags, first, covering)) throw Rotten(piece);
             covering.Slice(inPiece - start, destination.Length).CopyTo(destination);
         }
         finally
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
         }
-    }
-
-    private byte[]?[] InitUnitHashes()
-    {
-        Interlocked.CompareExchange(ref _unitHashes, new byte[]?[Layout.PieceCount], null);
-        return _unitHashes!;
-    }
-
-    private static int UnitCount(int pieceLength) => (pieceLength + CheckUnit - 1) / CheckUnit;
-
-    /// <summary>Hashes consecutive units starting at unit <paramref name="first"/> of a piece and compares each with its recorded hash.</summary>
-    private static bool UnitsMatch(byte[] units, int first, ReadOnlySpan<byte> data)
-    {
-        Span<byte> hash = stackalloc byte[Hash256.Size];
-        for (int at = 0, u = first; at < data.Length; at += CheckUnit, u++)
-        {
-            System.Security.Cryptography.SHA256.HashData(data.Slice(at, Math.Min(CheckUnit, data.Length - at)), hash);
-            if (!hash.SequenceEqual(units.AsSpan(u * Hash256.Size, Hash256.Size))) return false;
-        }
-        return true;
     }
 
     private PieceRottenException Rotten(int piece)
@@ -326,7 +314,7 @@ public sealed class StoredContent : IDisposable
             if (Volatile.Read(ref _disposed) != 0 || !Verified[piece]) return false;
             bool wasComplete = Verified.IsComplete;
             Verified.Clear(piece);
-            if (Volatile.Read(ref _unitHashes) is { } all) Volatile.Write(ref all[piece], null);
+            _tags.Forget(piece);
             _journal?.Dispose();
             _journal = null;
             WriteJournal(Verified);
@@ -368,7 +356,8 @@ public sealed class StoredContent : IDisposable
 
     /// <summary>
     /// The verified pieces (other than those in <paramref name="skip"/>) whose bytes in the data file no longer match their
-    /// manifest hash; a piece the file is too short to hold counts as failing. One pooled piece buffer.
+    /// manifest hash — checked against the piece's unit tags where this process has them (<see cref="UnitTags"/>), else
+    /// hashed, and tagged when they match; a piece the file is too short to hold counts as failing. One pooled piece buffer.
     /// </summary>
     private List<int> StoredPiecesFailing(SafeFileHandle handle, Bitfield? skip)
     {
@@ -383,8 +372,14 @@ public sealed class StoredContent : IDisposable
                 if (!Verified[i] || (skip != null && skip[i])) continue;
                 int length = Layout.PieceLength(i);
                 var data = buffer.AsSpan(0, length);
-                if (Layout.PieceOffset(i) + length > fileLength || RandomAccess.Read(handle, data, Layout.PieceOffset(i)) != length || !Manifest.VerifyPiece(i, data))
+                if (Layout.PieceOffset(i) + length > fileLength || RandomAccess.Read(handle, data, Layout.PieceOffset(i)) != length)
                     failing.Add(i);
+                else if (_tags.Of(i) is { } tags)
+                {
+                    if (!UnitTags.Matches(tags, 0, data)) failing.Add(i);
+                }
+                else if (Manifest.VerifyPiece(i, data)) _tags.Record(i, data);
+                else failing.Add(i);
             }
         }
         finally
@@ -638,6 +633,7 @@ public sealed class StoredContent : IDisposable
         }
         _writerLock?.Dispose();
         _writerLock = null;
+        _tags.Dispose();
     }
 }
 

@@ -78,14 +78,14 @@ public sealed class AtRestIntegrityTests : IDisposable
     [InlineData(0, PieceLayout.BlockSize)]            // a wire block: hashed in the caller's buffer
     [InlineData(7, 100)]                               // a small unaligned range inside a unit
     [InlineData(PieceLayout.BlockSize - 10, 300_000)]  // an unaligned range across units and pieces
-    public async Task Rot_after_the_first_read_is_caught_by_the_unit_hashes(int offsetInPiece, int length)
+    public async Task Rot_after_the_first_read_is_caught_by_the_unit_tags(int offsetInPiece, int length)
     {
         var (_, content) = await SeedAsync();
         using var _ = content;
         int piece = 2;
         long start = content.Layout.PieceOffset(piece) + offsetInPiece;
         var buffer = new byte[length];
-        // The first read checks the pieces against the manifest and records their unit hashes.
+        // The pieces were tagged when they were ingested; this read checks the units against their tags.
         content.ReadVerified(start, buffer);
         Assert.True(_original.AsSpan((int)start, length).SequenceEqual(buffer));
         Rot.FlipByte(content.DataPath, start + length - 1);
@@ -97,6 +97,26 @@ public sealed class AtRestIntegrityTests : IDisposable
         var plain = new byte[1];
         content.Read(start + length - 1, plain);
         Assert.NotEqual(_original[start + length - 1], plain[0]);
+    }
+
+    [Fact]
+    public async Task After_a_restart_a_pieces_first_read_hashes_it_against_the_manifest_and_catches_rot()
+    {
+        var (store, content) = await SeedAsync();
+        content.Dispose(); // the unit tags recorded at ingest die with the process's view of the entry
+        using var reopened = store.TryOpen(content.Id)!;
+        int piece = 7;
+        Rot.FlipByte(reopened.DataPath, reopened.Layout.PieceOffset(piece) + PieceLayout.BlockSize + 3);
+
+        var block = new byte[PieceLayout.BlockSize];
+        Assert.Throws<PieceRottenException>(() => reopened.ReadVerified(reopened.Layout.PieceOffset(piece), block));
+        Assert.False(reopened.Verified[piece]);
+        // A sound piece's first read tags it; rot after that is caught by the tags.
+        reopened.ReadVerified(reopened.Layout.PieceOffset(3), block);
+        Assert.True(_original.AsSpan((int)reopened.Layout.PieceOffset(3), block.Length).SequenceEqual(block));
+        Rot.FlipByte(reopened.DataPath, reopened.Layout.PieceOffset(3) + 9);
+        Assert.Throws<PieceRottenException>(() => reopened.ReadVerified(reopened.Layout.PieceOffset(3), block));
+        Assert.Equal(reopened.Layout.PieceCount - 2, reopened.Verified.Count);
     }
 
     [Fact]
