@@ -4,7 +4,8 @@
 #   sudo bench/transfer.sh [--size 1GiB] [--runs 3] [--tmp DIR]
 #
 # In one run it:
-#   1. builds the CLI in Release (dotnet build Swarm.Cli -c Release) and uses Swarm.Cli/bin/Release/net10.0/swarm;
+#   1. publishes the CLI as deployed (dotnet publish Swarm.Cli -c Release -r linux-x64 -p:PublishReadyToRun=true, as the
+#      lab does and README's one-executable recipe) into its temp dir and uses that swarm;
 #   2. writes a random file of --size bytes (default 1GiB; units B, KiB, MiB, GiB, KB, MB, GB, or plain bytes);
 #   3. starts two `swarm seed`s of the file (peer encryption on, the default, and --peer-encryption off) on free 127.0.0.1
 #      ports with their own data dirs, and Debian's nginx (installed with apt-get
@@ -68,7 +69,7 @@ SIZE=$(parse_size "$SIZE_ARG") || { echo "transfer.sh: --size '$SIZE_ARG' is not
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "transfer.sh: --runs must be a positive integer" >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SWARM=$ROOT/Swarm.Cli/bin/Release/net10.0/swarm
+SWARM=""  # set after the publish, inside the temp dir
 RESULTS_DIR=$ROOT/bench/results
 
 # ---- state for cleanup ----------------------------------------------------------------------------------------------
@@ -223,12 +224,14 @@ settle() {
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 # ---- build ----------------------------------------------------------------------------------------------------------
-log "building Swarm.Cli (Release)"
-if ! (cd "$ROOT" && DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 dotnet build Swarm.Cli -c Release -nologo -v quiet --disable-build-servers) >"$WORK/build.log" 2>&1; then
+log "publishing Swarm.Cli (Release, ReadyToRun, as deployed)"
+SWARM=$WORK/bin/swarm
+if ! (cd "$ROOT" && DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 dotnet publish Swarm.Cli/Swarm.Cli.csproj -c Release -r linux-x64 \
+        --self-contained false -p:PublishReadyToRun=true -o "$WORK/bin" -nologo -v quiet --disable-build-servers) >"$WORK/build.log" 2>&1; then
     tail -n 30 "$WORK/build.log" >&2
-    die "dotnet build Swarm.Cli -c Release"
+    die "dotnet publish Swarm.Cli -c Release -r linux-x64 -p:PublishReadyToRun=true"
 fi
-[[ -x $SWARM ]] || die "build succeeded but $SWARM is missing"
+[[ -x $SWARM ]] || die "publish succeeded but $SWARM is missing"
 
 # ---- source file ----------------------------------------------------------------------------------------------------
 SRC=$WORK/www/payload.bin
