@@ -69,6 +69,7 @@ internal sealed class EncryptedStream : Stream
             {
                 for (int n = 0; n < WriteBatch && !data.IsEmpty; n++)
                 {
+                    data = FromFirstByte(data);
                     var first = data.First.Span;
                     int length = Math.Min(first.Length, MaxRecord);
                     var record = batch.AsSpan(used, length + RecordOverhead);
@@ -85,6 +86,23 @@ internal sealed class EncryptedStream : Stream
                 ArrayPool<byte>.Shared.Return(batch);
             }
         }
+    }
+
+    /// <summary>
+    /// The sequence from its first non-empty segment on. A sequence may start with an empty segment (a pipe's buffer does
+    /// when its reader had consumed a segment to the end and the writer went on in a new one); <c>Slice(0)</c> does not step
+    /// over it, so <see cref="WriteAsync(ReadOnlySequence{byte}, CancellationToken)"/> sent records of 0 bytes, which the
+    /// reader refuses, forever (found by the encrypted-record fuzz target).
+    /// </summary>
+    private static ReadOnlySequence<byte> FromFirstByte(ReadOnlySequence<byte> data)
+    {
+        while (!data.IsEmpty && data.First.IsEmpty)
+        {
+            var next = data.Start;
+            data.TryGet(ref next, out _);
+            data = data.Slice(next);
+        }
+        return data;
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)

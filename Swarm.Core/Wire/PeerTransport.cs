@@ -78,9 +78,9 @@ public sealed class AdmissionException(AdmissionFailure failure, string message)
 public static class PeerTransport
 {
     internal const byte FlagKeyed = 1, FlagEncrypted = 2;
-    private const int NonceLength = 32, MacLength = 32;
-    private const int DialerPreambleLength = 4 + 1 + 1 + NonceLength;
-    private const int AcceptorPreambleLength = DialerPreambleLength + MacLength;
+    internal const int NonceLength = 32, MacLength = 32;
+    internal const int DialerPreambleLength = 4 + 1 + 1 + NonceLength;
+    internal const int AcceptorPreambleLength = DialerPreambleLength + MacLength;
     private const byte Version = 1;
     private static ReadOnlySpan<byte> Magic => "SWRM"u8;
 
@@ -93,23 +93,7 @@ public static class PeerTransport
         var network = new NetworkStream(socket, ownsSocket: false);
         try
         {
-            byte[] mine = Preamble(DialerPreambleLength, security);
-            RandomNumberGenerator.Fill(mine.AsSpan(6, NonceLength));
-            await network.WriteAsync(mine, cancellationToken).ConfigureAwait(false);
-
-            byte[] theirs = new byte[AcceptorPreambleLength];
-            await ReadExactlyAsync(network, theirs, endPoint, cancellationToken).ConfigureAwait(false);
-            CheckMagic(theirs, endPoint);
-            CheckFlags(security.Flags, theirs[5], endPoint, dialer: true);
-            var nonces = Nonces(mine.AsSpan(6, NonceLength), theirs.AsSpan(6, NonceLength));
-            if (security.AdmissionKey is { } key)
-            {
-                if (!CryptographicOperations.FixedTimeEquals(Mac(key, 'A', nonces), theirs.AsSpan(DialerPreambleLength, MacLength)))
-                    throw new AdmissionException(AdmissionFailure.SwarmKey, $"peer {endPoint} belongs to a swarm with another swarm key");
-                await network.WriteAsync(Mac(key, 'D', nonces), cancellationToken).ConfigureAwait(false);
-            }
-            if (!security.Encrypt) return new Admitted(network, null);
-            return await SecureAsync(network, security, nonces, endPoint, client: true, cancellationToken).ConfigureAwait(false);
+            return await DialAsync(network, endPoint, security, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -118,45 +102,74 @@ public static class PeerTransport
         }
     }
 
+    /// <summary>The dialer's admission over <paramref name="network"/> (a socket's stream; the fuzz harness plays the acceptor in memory).</summary>
+    internal static async Task<Admitted> DialAsync(Stream network, IPEndPoint endPoint, TransportSecurity security, CancellationToken cancellationToken)
+    {
+        byte[] mine = Preamble(DialerPreambleLength, security);
+        RandomNumberGenerator.Fill(mine.AsSpan(6, NonceLength));
+        await network.WriteAsync(mine, cancellationToken).ConfigureAwait(false);
+
+        byte[] theirs = new byte[AcceptorPreambleLength];
+        await ReadExactlyAsync(network, theirs, endPoint, cancellationToken).ConfigureAwait(false);
+        CheckMagic(theirs, endPoint);
+        CheckFlags(security.Flags, theirs[5], endPoint, dialer: true);
+        var nonces = Nonces(mine.AsSpan(6, NonceLength), theirs.AsSpan(6, NonceLength));
+        if (security.AdmissionKey is { } key)
+        {
+            if (!CryptographicOperations.FixedTimeEquals(Mac(key, 'A', nonces), theirs.AsSpan(DialerPreambleLength, MacLength)))
+                throw new AdmissionException(AdmissionFailure.SwarmKey, $"peer {endPoint} belongs to a swarm with another swarm key");
+            await network.WriteAsync(Mac(key, 'D', nonces), cancellationToken).ConfigureAwait(false);
+        }
+        if (!security.Encrypt) return new Admitted(network, null);
+        return await SecureAsync(network, security, nonces, endPoint, client: true, cancellationToken).ConfigureAwait(false);
+    }
+
     public static async Task<Admitted> AcceptAsync(Socket socket, TransportSecurity security, CancellationToken cancellationToken, Action? onPreamble = null)
     {
         var endPoint = (IPEndPoint)socket.RemoteEndPoint!;
         var network = new NetworkStream(socket, ownsSocket: false);
         try
         {
-            byte[] theirs = new byte[DialerPreambleLength];
-            await ReadExactlyAsync(network, theirs, endPoint, cancellationToken).ConfigureAwait(false);
-            CheckMagic(theirs, endPoint);
-            byte[] mine = Preamble(AcceptorPreambleLength, security);
-            if (theirs[4] != Version || theirs[5] != security.Flags)
-            {
-                // Tell the dialer what this side requires (flags only, no nonce, no proof), so it can say why it failed.
-                await network.WriteAsync(mine, cancellationToken).ConfigureAwait(false);
-                if (theirs[4] != Version) throw new AdmissionException(AdmissionFailure.NotSwarm, $"{endPoint} speaks transport version {theirs[4]}, this node {Version}");
-                CheckFlags(security.Flags, theirs[5], endPoint, dialer: false);
-            }
-            RandomNumberGenerator.Fill(mine.AsSpan(6, NonceLength));
-            var nonces = Nonces(theirs.AsSpan(6, NonceLength), mine.AsSpan(6, NonceLength));
-            if (security.AdmissionKey is { } key) Mac(key, 'A', nonces).CopyTo(mine, DialerPreambleLength);
-            await network.WriteAsync(mine, cancellationToken).ConfigureAwait(false);
-            if (security.AdmissionKey is { } k)
-            {
-                byte[] proof = new byte[MacLength];
-                // A dialer that found our proof wrong (another swarm's key) hangs up here instead of proving anything.
-                await ReadExactlyAsync(network, proof, endPoint, cancellationToken, AdmissionFailure.SwarmKey,
-                    "closed the connection instead of proving it holds this swarm's key (it has another key)").ConfigureAwait(false);
-                if (!CryptographicOperations.FixedTimeEquals(Mac(k, 'D', nonces), proof))
-                    throw new AdmissionException(AdmissionFailure.SwarmKey, $"{endPoint} does not hold this swarm's key");
-            }
-            onPreamble?.Invoke(); // a member (or, in an open swarm, a Swarm peer) is speaking: only the handshake's deadline from here
-            if (!security.Encrypt) return new Admitted(network, null);
-            return await SecureAsync(network, security, nonces, endPoint, client: false, cancellationToken).ConfigureAwait(false);
+            return await AcceptAsync(network, endPoint, security, cancellationToken, onPreamble).ConfigureAwait(false);
         }
         catch
         {
             await network.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>The acceptor's admission over <paramref name="network"/> (a socket's stream; the fuzz harness plays the dialer in memory).</summary>
+    internal static async Task<Admitted> AcceptAsync(Stream network, IPEndPoint endPoint, TransportSecurity security, CancellationToken cancellationToken,
+        Action? onPreamble = null)
+    {
+        byte[] theirs = new byte[DialerPreambleLength];
+        await ReadExactlyAsync(network, theirs, endPoint, cancellationToken).ConfigureAwait(false);
+        CheckMagic(theirs, endPoint);
+        byte[] mine = Preamble(AcceptorPreambleLength, security);
+        if (theirs[4] != Version || theirs[5] != security.Flags)
+        {
+            // Tell the dialer what this side requires (flags only, no nonce, no proof), so it can say why it failed.
+            await network.WriteAsync(mine, cancellationToken).ConfigureAwait(false);
+            if (theirs[4] != Version) throw new AdmissionException(AdmissionFailure.NotSwarm, $"{endPoint} speaks transport version {theirs[4]}, this node {Version}");
+            CheckFlags(security.Flags, theirs[5], endPoint, dialer: false);
+        }
+        RandomNumberGenerator.Fill(mine.AsSpan(6, NonceLength));
+        var nonces = Nonces(theirs.AsSpan(6, NonceLength), mine.AsSpan(6, NonceLength));
+        if (security.AdmissionKey is { } key) Mac(key, 'A', nonces).CopyTo(mine, DialerPreambleLength);
+        await network.WriteAsync(mine, cancellationToken).ConfigureAwait(false);
+        if (security.AdmissionKey is { } k)
+        {
+            byte[] proof = new byte[MacLength];
+            // A dialer that found our proof wrong (another swarm's key) hangs up here instead of proving anything.
+            await ReadExactlyAsync(network, proof, endPoint, cancellationToken, AdmissionFailure.SwarmKey,
+                "closed the connection instead of proving it holds this swarm's key (it has another key)").ConfigureAwait(false);
+            if (!CryptographicOperations.FixedTimeEquals(Mac(k, 'D', nonces), proof))
+                throw new AdmissionException(AdmissionFailure.SwarmKey, $"{endPoint} does not hold this swarm's key");
+        }
+        onPreamble?.Invoke(); // a member (or, in an open swarm, a Swarm peer) is speaking: only the handshake's deadline from here
+        if (!security.Encrypt) return new Admitted(network, null);
+        return await SecureAsync(network, security, nonces, endPoint, client: false, cancellationToken).ConfigureAwait(false);
     }
 
     private const int EphemeralLength = 65, SignatureLength = 64;
@@ -169,7 +182,7 @@ public static class PeerTransport
     /// private swarm, a key derived from the swarm key), salted with both nonces, bound to both ephemeral and both node
     /// keys; one AES-128-GCM key per direction.
     /// </summary>
-    private static async Task<Admitted> SecureAsync(NetworkStream network, TransportSecurity security, byte[] nonces, IPEndPoint endPoint, bool client,
+    private static async Task<Admitted> SecureAsync(Stream network, TransportSecurity security, byte[] nonces, IPEndPoint endPoint, bool client,
         CancellationToken cancellationToken)
     {
         using var ephemeral = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
@@ -222,7 +235,8 @@ public static class PeerTransport
         return new Admitted(stream, peerKey);
     }
 
-    private static byte[] Signed(byte role, byte[] nonces, byte[] ephemeral) => [.. ChannelTag, role, .. nonces, .. ephemeral];
+    /// <summary>What a side's node key signs in the channel's handshake: the tag, its role ('D' or 'A'), both nonces, its ephemeral key.</summary>
+    internal static byte[] Signed(byte role, byte[] nonces, byte[] ephemeral) => [.. ChannelTag, role, .. nonces, .. ephemeral];
 
     private static async Task ReadExactlyAsync(Stream stream, byte[] buffer, IPEndPoint endPoint, CancellationToken cancellationToken,
         AdmissionFailure onClose = AdmissionFailure.Closed, string closed = "closed the connection during admission")
@@ -272,7 +286,7 @@ public static class PeerTransport
         if (own != theirs) throw new AdmissionException(AdmissionFailure.NotSwarm, $"{who} sent unknown transport flags {theirs}");
     }
 
-    private static byte[] Nonces(ReadOnlySpan<byte> dialer, ReadOnlySpan<byte> acceptor)
+    internal static byte[] Nonces(ReadOnlySpan<byte> dialer, ReadOnlySpan<byte> acceptor)
     {
         byte[] both = new byte[2 * NonceLength];
         dialer.CopyTo(both);
@@ -280,7 +294,8 @@ public static class PeerTransport
         return both;
     }
 
-    private static byte[] Mac(byte[] key, char role, byte[] nonces)
+    /// <summary>A side's admission proof: HMAC(admission key, role ('A' or 'D') | dialer's nonce | acceptor's nonce).</summary>
+    internal static byte[] Mac(byte[] key, char role, byte[] nonces)
     {
         Span<byte> data = stackalloc byte[1 + 2 * NonceLength];
         data[0] = (byte)role;

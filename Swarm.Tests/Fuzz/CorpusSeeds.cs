@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Net;
 using System.Text;
 using MessagePack;
@@ -14,7 +15,8 @@ namespace Swarm.Tests.Fuzz;
 
 /// <summary>
 /// The seed inputs of every target, made with the code's own encoders (messages, datagrams, manifests, records, the
-/// routing table and task journal writers) and the shapes the tests use for JSON files and registry answers.
+/// routing table and task journal writers, a real dialer's and acceptor's admission, the encrypted stream's writer) and
+/// the shapes the tests use for JSON files and registry answers.
 /// <c>Swarm.Fuzz --write-corpus DIR</c> writes them as <c>DIR/&lt;target&gt;/&lt;name&gt;</c>; the checked-in corpus is that output.
 /// </summary>
 public static class CorpusSeeds
@@ -188,6 +190,69 @@ public static class CorpusSeeds
               "10.0.0.5:5000": { "plainHttp": true }, }
             """u8.ToArray());
         yield return ("registries-json", "empty", "{}"u8.ToArray());
+
+        // Admission: what a real dialer and a real acceptor send each other (one in-memory connection each). Byte 0 (see
+        // FuzzTargets.Preamble): bit 0 this side dials, bit 1 keyed, bit 2 encrypted, bit 3 the harness proves, bit 4 it signs, bit 5 one byte a read.
+        using var otherNode = NodeKey.Generate();
+        var swarmKey = SwarmKey.FromBytes(FuzzTargets.SwarmKey);
+        using var otherSwarm = new TransportSecurity(otherNode, SwarmKey.FromBytes(new byte[32]), encrypt: true);
+        string[] configurations = ["open", "keyed", "encrypted", "keyed-encrypted"];
+        for (int c = 0; c < 4; c++)
+        {
+            bool keyed = (c & 1) != 0, encrypt = (c & 2) != 0;
+            using var dialer = new TransportSecurity(key, keyed ? swarmKey : null, encrypt);
+            using var acceptor = new TransportSecurity(otherNode, keyed ? swarmKey : null, encrypt);
+            var (dialerSent, acceptorSent) = Admission(dialer, acceptor);
+            byte flags = (byte)(c << 1 | 8 | 16);
+            yield return ("preamble", $"accept-{configurations[c]}", [flags, .. dialerSent]);
+            yield return ("preamble", $"dial-{configurations[c]}", [(byte)(flags | 1), .. acceptorSent]);
+            if (c == 3)
+            {
+                yield return ("preamble", "accept-keyed-encrypted-unproven", [(byte)(c << 1), .. dialerSent]);
+                yield return ("preamble", "dial-keyed-encrypted-unsigned", [(byte)(c << 1 | 1 | 8), .. acceptorSent]);
+                yield return ("preamble", "dial-keyed-encrypted-one-byte-reads", [(byte)(flags | 1 | 32), .. acceptorSent]);
+                byte[] version2 = [.. dialerSent];
+                version2[4] = 2;
+                yield return ("preamble", "accept-version-2", [flags, .. version2]);
+                // A dialer of another swarm: the acceptor's proof is wrong for it.
+                var (_, otherReply) = Admission(dialer, otherSwarm);
+                yield return ("preamble", "dial-other-swarm-key", [(byte)(flags | 1), .. otherReply]);
+            }
+        }
+        using (var open = new TransportSecurity(key, null, encrypt: true))
+        using (var keyedOnly = new TransportSecurity(otherNode, swarmKey, encrypt: true))
+        {
+            // Flags that differ: the acceptor's reply without a nonce or proof, and the dialer's preamble it refused.
+            var (dialerSent, acceptorSent) = Admission(open, keyedOnly);
+            yield return ("preamble", "dial-open-to-keyed", [1 | 4 | 16, .. acceptorSent]);
+            yield return ("preamble", "accept-keyed-from-open", [2 | 4 | 8 | 16, .. dialerSent]);
+        }
+        yield return ("preamble", "accept-http", [0, .. "GET / HTTP/1.1\r\nHost: 192.0.2.1:7400\r\n\r\n"u8]);
+
+        // Encrypted records, sealed by the code's own writer with the harness's keys. Byte 0 (see FuzzTargets.EncryptedRecords):
+        // bit 0 sealed by the harness, bits 1-3 the reader's buffer (1, 7, 100, 4096, 16 Ki, 64 Ki, 64 Ki + 20, 256 Ki), bits 4-5 the socket's reads (all, 1, 5, 4099).
+        byte[] text = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Range(0, 40).Select(i => $"record {i} of the fuzz corpus; ")));
+        yield return ("encrypted-record", "raw-records", [3 << 1, .. Sealed("hello"u8.ToArray(), text, new byte[3000])]);
+        yield return ("encrypted-record", "raw-pending", [1 << 1, .. Sealed(text[..700], text[..5])]);
+        yield return ("encrypted-record", "raw-one-byte-reads", [1 << 4, .. Sealed(text[..40], text[..1])]);
+        yield return ("encrypted-record", "raw-small-reads", [2 << 4 | 2 << 1, .. Sealed(text)]);
+        yield return ("encrypted-record", "raw-max-record", [5 << 1, .. Sealed([.. Enumerable.Range(0, EncryptedStream.MaxRecord).Select(i => (byte)i)])]);
+        byte[] cut = Sealed(text[..200]);
+        yield return ("encrypted-record", "raw-cut", [3 << 1, .. cut.AsSpan(0, cut.Length - 3)]);
+        yield return ("encrypted-record", "raw-empty", [0]);
+        // Sealed: byte 1 bits 0-2 the record size (1, 2, 16, 255, 4 Ki, 16 Ki, 64 Ki - 1, 64 Ki), bit 3 two segments a write,
+        // bits 4-5 the alteration (flip, cut, replay, drop); byte 2 the repeat (1, 1, 1, 1, 2, 16, 256, 4096); bytes 3-5 a position; byte 6 the mask.
+        yield return ("encrypted-record", "sealed-intact", [1 | 3 << 1, 3, 0, 0, 0, 0, 0, .. text]);
+        yield return ("encrypted-record", "sealed-segments", [1 | 1 << 1, 2 | 8, 4, 0, 0, 0, 0, .. text[..100]]);
+        yield return ("encrypted-record", "sealed-flip-length", [1 | 3 << 1, 3, 0, 0, 1, 0x17, 0x01, .. text]);
+        yield return ("encrypted-record", "sealed-flip-tag", [1 | 3 << 1, 3, 0, 0, 1, 0x12, 0x80, .. text]);
+        yield return ("encrypted-record", "sealed-cut", [1 | 4 << 1, 2 | 1 << 4, 0, 0, 0, 40, 0, .. text]);
+        yield return ("encrypted-record", "sealed-replay", [1 | 3 << 1, 3 | 2 << 4, 0, 0, 0, 0, 0, .. text]);
+        yield return ("encrypted-record", "sealed-drop", [1 | 3 << 1, 3 | 3 << 4, 0, 0, 0, 0, 0, .. text]);
+        // 640 KiB in 16 KiB records read 4099 bytes at a time: past the 512 KiB read-ahead, so a partial record moves to the front.
+        yield return ("encrypted-record", "sealed-read-ahead", [1 | 3 << 1 | 3 << 4, 5, 7, 0, 0, 0, 0, .. text[..200]]);
+        yield return ("encrypted-record", "sealed-max-records", [1 | 6 << 1, 7 | 8, 6, 0x09, 0x00, 0x10, 0x04, .. text]);
+
         string dir = Path.Combine(Path.GetTempPath(), $"swarm-seeds-{Environment.ProcessId}");
         Directory.CreateDirectory(dir);
         try
@@ -202,6 +267,75 @@ public static class CorpusSeeds
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>Records sealed by <see cref="EncryptedStream"/>'s writer with the encrypted-record target's keys, one write each.</summary>
+    private static byte[] Sealed(params byte[][] writes)
+    {
+        var sink = new ScriptedStream([]);
+        using (var writer = new EncryptedStream(sink, FuzzTargets.RecordKey, FuzzTargets.ReplyKey))
+            foreach (var write in writes) writer.WriteAsync(new ReadOnlySequence<byte>(write)).AsTask().GetAwaiter().GetResult();
+        return sink.Written.ToArray();
+    }
+
+    /// <summary>One end of an in-memory connection that keeps what it sent.</summary>
+    private sealed class PipeEnd(Pipe incoming, Pipe outgoing) : Stream
+    {
+        private readonly Stream _in = incoming.Reader.AsStream(), _out = outgoing.Writer.AsStream();
+        private readonly MemoryStream _sent = new();
+
+        public byte[] Sent => _sent.ToArray();
+        public Task CompleteAsync() => outgoing.Writer.CompleteAsync().AsTask();
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _in.ReadAsync(buffer, cancellationToken);
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            _sent.Write(buffer.Span);
+            await _out.WriteAsync(buffer, cancellationToken);
+            await _out.FlushAsync(cancellationToken);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override bool CanRead => true;
+        public override bool CanWrite => true;
+        public override bool CanSeek => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    /// <summary>
+    /// A real dialer and a real acceptor admitting each other (<see cref="PeerTransport"/> over in-memory pipes): what each
+    /// sent. A side that refuses hangs up, so the other ends too.
+    /// </summary>
+    private static (byte[] Dialer, byte[] Acceptor) Admission(TransportSecurity dialer, TransportSecurity acceptor)
+    {
+        Pipe toAcceptor = new(), toDialer = new();
+        var dialerEnd = new PipeEnd(toDialer, toAcceptor);
+        var acceptorEnd = new PipeEnd(toAcceptor, toDialer);
+        static async Task Run(Task<PeerTransport.Admitted> admission, PipeEnd end)
+        {
+            try
+            {
+                await admission;
+            }
+            catch (AdmissionException)
+            {
+            }
+            finally
+            {
+                await end.CompleteAsync();
+            }
+        }
+        var endPoint = FuzzTargets.PeerEndPoint;
+        Task.WaitAll(
+            Run(PeerTransport.DialAsync(dialerEnd, endPoint, dialer, CancellationToken.None), dialerEnd),
+            Run(PeerTransport.AcceptAsync(acceptorEnd, endPoint, acceptor, CancellationToken.None), acceptorEnd));
+        return (dialerEnd.Sent, acceptorEnd.Sent);
     }
 
     private static Bitfield Bits(int length, params int[] set)
