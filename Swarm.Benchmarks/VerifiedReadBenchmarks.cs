@@ -9,9 +9,9 @@ namespace Swarm.Benchmarks;
 /// <summary>
 /// The cost of the at-rest check (issue #13): serving 1 GiB from the store as wire blocks, every 128 KiB block read into
 /// one 4 KiB-aligned send buffer, through the plain <see cref="StoredContent.Read"/> (what uploads used before) against
-/// <see cref="StoredContent.ReadVerified"/> (each block hashed in the buffer against its recorded unit hash). The page
-/// cache is warm (the content was just written and is read again each iteration), so the difference is the hashing.
-/// The warm-up iteration of the verified read also pays each piece's first read (whole-piece hash, unit hashes recorded).
+/// <see cref="StoredContent.ReadVerified"/> (each block checked in the buffer against its unit tag, recorded when the
+/// content was ingested). The page cache is warm (the content was just written and is read again each iteration), so
+/// the difference is the check.
 /// </summary>
 [MemoryDiagnoser]
 [SimpleJob(warmupCount: 1, iterationCount: 5)]
