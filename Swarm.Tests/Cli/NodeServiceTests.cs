@@ -239,10 +239,13 @@ public class NodeServiceTests
     public async Task TheUploadLimitHoldsOverTenSecondsAndChangesAtRunTime()
     {
         using var dir = new TempDirectory();
-        File.WriteAllBytes(dir.Combine("big.bin"), RandomBytes(300 * 1024 * 1024, 50));
+        // Rates well below what a loaded 2-core machine moves on loopback (7 MiB/s measured with two busy loops beside the
+        // test), so the limit is what binds and the lower bounds hold however busy the machine is; the file outlasts the test
+        // (4 MiB + 10 s at 4 MiB/s + 6 s at 1.5 MiB/s = 53 MiB).
+        File.WriteAllBytes(dir.Combine("big.bin"), RandomBytes(96 * 1024 * 1024, 50));
         int metrics = FreePort.Get(), port = FreePort.Get();
         string data = dir.Combine("seed");
-        await using var node = SwarmProcess.Start("node", "--data-dir", data, "--listen", $"127.0.0.1:{port}", "--metrics", $"127.0.0.1:{metrics}", "--upload-rate", "10MiB/s");
+        await using var node = SwarmProcess.Start("node", "--data-dir", data, "--listen", $"127.0.0.1:{port}", "--metrics", $"127.0.0.1:{metrics}", "--upload-rate", "4MiB/s");
         await Poll.UntilAsync(() => node.Stderr.Contains("ready: control socket", StringComparison.Ordinal) || node.HasExited, Timeout, "the node to start");
         await using var seed = await SwarmProcess.RunAsync(Timeout, "seed", dir.Combine("big.bin"), "--data-dir", data);
         Assert.True(seed.ExitCode == 0, seed.ToString());
@@ -261,14 +264,14 @@ public class NodeServiceTests
         }
         double mib = 1024 * 1024;
         double rate = await RateOverAsync(TimeSpan.FromSeconds(10));
-        Assert.InRange(rate / mib, 9.0, 11.0);
+        Assert.InRange(rate / mib, 3.6, 4.4);
 
-        await using var limit = await SwarmProcess.RunAsync(Timeout, "limit", "--upload-rate", "4MiB/s", "--data-dir", data);
+        await using var limit = await SwarmProcess.RunAsync(Timeout, "limit", "--upload-rate", "1.5MiB/s", "--data-dir", data);
         Assert.True(limit.ExitCode == 0, limit.ToString());
-        Assert.Equal(4 * mib, (await MetricsAsync(metrics))["swarm_upload_rate_limit_bytes"]);
+        Assert.Equal(1.5 * mib, (await MetricsAsync(metrics))["swarm_upload_rate_limit_bytes"]);
         await Task.Delay(1000, TestContext.Current.CancellationToken); // blocks already queued under the old limit drain
         rate = await RateOverAsync(TimeSpan.FromSeconds(5));
-        Assert.InRange(rate / mib, 3.4, 4.6);
+        Assert.InRange(rate / mib, 1.3, 1.7);
         Assert.False(get.HasExited, get.ToString());
     }
 }
