@@ -383,7 +383,8 @@ public class DhtNodeTests
         var clock = Stopwatch.StartNew();
         var result = await node.Node.LookupAsync(Hash256.Random(), Ct);
         Assert.True(result.TimedOut);
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(600), TimeSpan.FromSeconds(2));
+        // Well before the 5 s RPC timeout (what it would wait without the hard one), with room for a busy machine.
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(600), TimeSpan.FromSeconds(4));
         Assert.Empty(result.Closest);
     }
 
