@@ -2,9 +2,16 @@ using Microsoft.Extensions.Logging;
 
 namespace Swarm.Cli;
 
-/// <summary>Log lines on stderr, one per event, prefixed with "swarm:" and the level.</summary>
+/// <summary>
+/// Log lines on stderr, one per event, prefixed with "swarm:" and the level; with --verbose (debug) also the time since the
+/// process started, so the phases of a run (joining, the cold-start election, the first peer) can be read off the log.
+/// </summary>
 internal sealed class StderrLogger(LogLevel minimum, ProgressLine? progress) : ILogger
 {
+    /// <summary>When the process started, on the <see cref="Environment.TickCount64"/> clock.</summary>
+    private static readonly long StartedAt =
+        Environment.TickCount64 - (long)(DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalMilliseconds;
+
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
     public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum;
 
@@ -18,7 +25,9 @@ internal sealed class StderrLogger(LogLevel minimum, ProgressLine? progress) : I
             LogLevel.Debug or LogLevel.Trace => "debug: ",
             _ => "",
         };
-        string line = $"swarm: {level}{formatter(state, exception)}";
+        string line = minimum <= LogLevel.Debug
+            ? $"swarm: [{Environment.TickCount64 - StartedAt,6} ms] {level}{formatter(state, exception)}"
+            : $"swarm: {level}{formatter(state, exception)}";
         if (progress != null) progress.WriteLine(line);
         else Console.Error.WriteLine(line);
     }

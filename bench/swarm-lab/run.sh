@@ -25,6 +25,7 @@ usage: $0 [--hosts N[,N...]] [--size SIZE] [--rate RATE] [--origin-rate RATE] [-
   --out             results directory (default bench/results/lab-<time>)
   --swarm-key       a private swarm: one key (swarm keygen) for every node, through SWARM_SWARM_KEY
   --peer-encryption on (default) or off, through SWARM_PEER_ENCRYPTION
+  SWARM_LAB_GET_ARGS (environment): more arguments for every host's `swarm get`, e.g. -v for timed debug logs
 EOF
 }
 while [ $# -gt 0 ]; do
@@ -102,7 +103,7 @@ run_hosts() {
         if [ "$kind" = curl ]; then
             cmd="curl -sf -o $dir/out.tmp $URL && mv $dir/out.tmp $dir/out"
         else
-            cmd="exec $SWARM get $URL -o $dir/out --data-dir $dir/data --bootstrap $ORIGIN_IP:7400 --listen $NET.1.$i:7400"
+            cmd="exec $SWARM get $URL -o $dir/out --data-dir $dir/data --bootstrap $ORIGIN_IP:7400 --listen $NET.1.$i:7400 ${SWARM_LAB_GET_ARGS:-}"
         fi
         ip netns exec "$PREFIX-h$i" bash -c "$cmd" > "$dir/stdout" 2> "$dir/stderr" &
         echo $! > "$dir/pid"
