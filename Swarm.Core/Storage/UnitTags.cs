@@ -70,12 +70,13 @@ internal sealed class UnitTags : IDisposable
         var tags = new byte[size];
         for (int u = 0; u * Unit < pieceData.Length; u++)
             Compute(pieceData.Slice(u * Unit, Math.Min(Unit, pieceData.Length - u * Unit)), tags.AsSpan(u * TagSize, TagSize));
-        if (Interlocked.CompareExchange(ref _pieces[piece], tags, null) != null || Volatile.Read(ref _disposed) != 0)
+        if (Interlocked.CompareExchange(ref _pieces[piece], tags, null) != null)
         {
-            // Another reader recorded them first, or the content closed meanwhile: give the bytes back.
-            if (Volatile.Read(ref _disposed) != 0) Interlocked.CompareExchange(ref _pieces[piece], null, tags);
-            _budget.Give(size);
+            _budget.Give(size); // another reader recorded them first
+            return true;
         }
+        // Closed meanwhile: take them out again, unless the closing already did (and gave the bytes back).
+        if (Volatile.Read(ref _disposed) != 0 && Interlocked.CompareExchange(ref _pieces[piece], null, tags) == tags) _budget.Give(size);
         return true;
     }
 
