@@ -279,7 +279,7 @@ public static class CorpusSeeds
     }
 
     /// <summary>One end of an in-memory connection that keeps what it sent.</summary>
-    private sealed class PipeEnd(Pipe incoming, Pipe outgoing) : Stream
+    private sealed class PipeEnd(Pipe incoming, Pipe outgoing) : DuplexStream
     {
         private readonly Stream _in = incoming.Reader.AsStream(), _out = outgoing.Writer.AsStream();
         private readonly MemoryStream _sent = new();
@@ -298,14 +298,6 @@ public static class CorpusSeeds
 
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
         public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override bool CanRead => true;
-        public override bool CanWrite => true;
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     /// <summary>

@@ -74,7 +74,7 @@ public static class FuzzInputs
 /// <see cref="BeforeRead"/> may patch the script with what only the other end could know (a proof over the nonce this side
 /// just sent). Everything completes synchronously, so an async reader over it runs to its end in the caller's thread.
 /// </summary>
-public sealed class ScriptedStream(byte[] script, int maxRead = int.MaxValue, int start = 0) : Stream
+public sealed class ScriptedStream(byte[] script, int maxRead = int.MaxValue, int start = 0) : DuplexStream
 {
     private readonly MemoryStream _written = new();
     private int _position = start;
@@ -131,13 +131,18 @@ public sealed class ScriptedStream(byte[] script, int maxRead = int.MaxValue, in
         return Task.CompletedTask;
     }
 
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>A stream both read and written, with no position: what a socket looks like to the code under test.</summary>
+public abstract class DuplexStream : Stream
+{
     public override bool CanRead => true;
     public override bool CanWrite => true;
     public override bool CanSeek => false;
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
     public override void Flush() { }
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
 }
