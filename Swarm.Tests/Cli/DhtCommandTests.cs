@@ -73,7 +73,9 @@ public class DhtCommandTests
         var took = clock.Elapsed;
         Assert.True(get.ExitCode == 0, get.ToString());
         Assert.Equal(File.ReadAllBytes(source), File.ReadAllBytes(dir.Combine("out.bin")));
-        Assert.True(took < TimeSpan.FromSeconds(5), $"the get took {took.TotalSeconds:0.00} s\n{get}");
+        // Unfound, the content would appear only with the seed's re-announce 10 minutes later; 30 s leaves a busy machine room
+        // (5.3 s seen with a fuzzing campaign and the test suite sharing two cores) and still tells the two apart.
+        Assert.True(took < TimeSpan.FromSeconds(30), $"the get took {took.TotalSeconds:0.00} s\n{get}");
     }
 
     /// <summary>A bootstrap node that is alive but does not answer for a while (a busy host): the get keeps trying it and succeeds.</summary>
