@@ -144,8 +144,9 @@ public class PerAddressLimitTests
             TestContext.Current.SendDiagnosticMessage($"lookup after the sybils went silent: {took.TotalMilliseconds:0} ms, {result.Queries} queries, {result.Failed} failed");
             Assert.False(result.TimedOut);
             // About 1 s: each silent sybil costs the lookup its 200 ms answer window, three at a time. (With loopback exempt from
-            // the /24 rule, as before, 87 sybils got in and the same lookup took 2.5 s with 31 failed queries.)
-            Assert.True(took < TimeSpan.FromSeconds(2), $"the lookup took {took}");
+            // the /24 rule, as before, 87 sybils got in and the same lookup took 2.5 s with 31 failed queries.) The count of failed
+            // queries below is what tells the two apart; the time bound leaves a busy machine room.
+            Assert.True(took < TimeSpan.FromSeconds(5), $"the lookup took {took}");
             Assert.True(result.Failed <= admitted, $"{result.Failed} failed queries, but only {admitted} sybils were admitted");
             Assert.Equal(honest.Select(h => h.Id).OrderBy(id => target.Xor(id)), result.Closest.Select(c => c.Id));
         }
