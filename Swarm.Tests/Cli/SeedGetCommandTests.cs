@@ -97,6 +97,23 @@ public partial class SeedGetCommandTests
     }
 
     [Fact]
+    public async Task VerboseLogLinesCarryTheTimeSinceStartAndPlainOnesDoNot()
+    {
+        using var dir = new TempDirectory();
+        int port = FreePort.Get();
+        string id = new ContentId(Hash256.Random()).ToUri();
+        await using var verbose = await SwarmProcess.RunAsync(ProcessTimeout, "get", id, "--peer", $"127.0.0.1:{port}", "-o", dir.Combine("out.bin"), "--data-dir", dir.Combine("v"), "-v");
+        Assert.Equal(2, verbose.ExitCode);
+        var stamps = Regex.Matches(verbose.Stderr, @"^swarm: \[ *(\d+) ms\] ", RegexOptions.Multiline).Select(m => long.Parse(m.Groups[1].Value)).ToList();
+        Assert.True(stamps.Count >= 1, verbose.ToString()); // the DHT node starting, at least
+        Assert.All(stamps, ms => Assert.InRange(ms, 0, 120_000));
+        Assert.Equal(stamps.Order(), stamps); // time only moves forward
+        await using var plain = await SwarmProcess.RunAsync(ProcessTimeout, "get", id, "--peer", $"127.0.0.1:{port}", "-o", dir.Combine("out.bin"), "--data-dir", dir.Combine("p"));
+        Assert.Equal(2, plain.ExitCode);
+        Assert.DoesNotMatch(@"swarm: \[ *\d+ ms\]", plain.Stderr);
+    }
+
+    [Fact]
     public async Task BadInputGivesOneLineErrorsAndDistinctExitCodes()
     {
         using var dir = new TempDirectory();
