@@ -8,9 +8,10 @@ namespace Swarm.Cli;
 /// </summary>
 internal sealed class StderrLogger(LogLevel minimum, ProgressLine? progress) : ILogger
 {
-    /// <summary>When the process started, on the <see cref="Environment.TickCount64"/> clock.</summary>
-    private static readonly long StartedAt =
-        Environment.TickCount64 - (long)(DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalMilliseconds;
+    /// <summary>When the process started, on the <see cref="Environment.TickCount64"/> clock; read only for debug logs.</summary>
+    private readonly long _startedAt = minimum <= LogLevel.Debug
+        ? Environment.TickCount64 - (long)(DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalMilliseconds
+        : 0;
 
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
     public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum;
@@ -26,7 +27,7 @@ internal sealed class StderrLogger(LogLevel minimum, ProgressLine? progress) : I
             _ => "",
         };
         string line = minimum <= LogLevel.Debug
-            ? $"swarm: [{Environment.TickCount64 - StartedAt,6} ms] {level}{formatter(state, exception)}"
+            ? $"swarm: [{Environment.TickCount64 - _startedAt,6} ms] {level}{formatter(state, exception)}"
             : $"swarm: {level}{formatter(state, exception)}";
         if (progress != null) progress.WriteLine(line);
         else Console.Error.WriteLine(line);

@@ -29,7 +29,7 @@ public static class Ingest
             await PiecePipeline.RunAsync(source, layout, 0, default, (piece, data) =>
             {
                 SHA256.HashData(data, hashes.AsSpan(piece * Hash256.Size, Hash256.Size));
-                staging.Write(data, layout.PieceOffset(piece));
+                staging.WritePiece(piece, data);
                 progress?.Report(layout.PieceOffset(piece) + data.Length);
             }, shown, null, cancellationToken).ConfigureAwait(false);
         }

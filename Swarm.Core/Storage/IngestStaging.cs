@@ -27,16 +27,14 @@ public sealed class IngestStaging : IDisposable
     }
 
     /// <summary>
-    /// Writes bytes of the entry. A whole piece at its offset (what the ingest loop writes) also gets its unit tags, so the
-    /// installed entry serves it without hashing it again (<see cref="UnitTags"/>): the caller hashes these same bytes for
-    /// the manifest.
+    /// Writes one whole piece of the entry, which the caller hashes for the manifest. Its unit tags are recorded too, so the
+    /// installed entry serves it without hashing it again (<see cref="UnitTags"/>).
     /// </summary>
-    public void Write(ReadOnlySpan<byte> data, long offset)
+    public void WritePiece(int piece, ReadOnlySpan<byte> data)
     {
-        RandomAccess.Write(_data ?? throw new InvalidOperationException("the staged entry is closed"), data, offset);
-        if (offset % _layout.PieceSize == 0 && offset / _layout.PieceSize is var piece && piece < _layout.PieceCount
-            && data.Length == _layout.PieceLength((int)piece))
-            _tags.Record((int)piece, data);
+        if (data.Length != _layout.PieceLength(piece)) throw new ArgumentException($"piece {piece} is {_layout.PieceLength(piece)} bytes, not {data.Length}");
+        RandomAccess.Write(_data ?? throw new InvalidOperationException("the staged entry is closed"), data, _layout.PieceOffset(piece));
+        _tags.Record(piece, data);
     }
 
     /// <summary>Flushes the data, writes the manifest, its signature, a journal of every piece and the stamp, and installs the entry.</summary>
