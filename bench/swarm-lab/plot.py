@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Plots the lab CSV (bench/swarm-lab/run.sh) as an SVG: time until the last host has the file, against the number of
-hosts, for curl, Swarm with a seed, Swarm cold start, and the Kumar-Ross bound. No dependencies beyond Python 3."""
+hosts, for curl, Swarm with a seed, Swarm cold start, libtorrent (when run), and the Kumar-Ross bound. No dependencies beyond Python 3."""
 import csv
 import math
 import sys
 
 SERIES = [("curl", "curl from the origin", "#d62728"), ("seed", "swarm get, seeded", "#1f77b4"),
-          ("cold", "swarm get, cold start", "#2ca02c"), ("bound", "Kumar-Ross bound", "#7f7f7f")]
+          ("cold", "swarm get, cold start", "#2ca02c"), ("libtorrent", "libtorrent 2.0, seeded", "#9467bd"),
+          ("bound", "Kumar-Ross bound", "#7f7f7f")]
 
 
 def main(path, out):

@@ -4,6 +4,9 @@
 #   curl  - every host fetches from the origin at the same moment (skipped above --curl-max-hosts)
 #   seed  - every host runs `swarm get URL` at the same moment, against `swarm seed URL` on the origin host
 #   cold  - every host runs `swarm get URL` at the same moment with no seed (only a DHT node on the origin host)
+#   libtorrent - the BitTorrent baseline (not in the default set): every host runs a libtorrent-rasterbar client
+#           (Debian's python3-libtorrent, bench/swarm-lab/lt_client.py) at the same moment, against a libtorrent seed
+#           and opentracker on the origin host (a torrent of 1 MiB pieces made with mktorrent; TCP only)
 # and records per-host completion times (when the output file appears), the origin's bytes sent (its interface
 # counter), CPU use (/proc/stat), and the ratio of the last completion to the Kumar-Ross bound
 # max(S/u_origin, S/d, N*S/(u_origin + N*u)). Run as root. Everything it makes is removed on exit, also on Ctrl-C.
@@ -21,7 +24,8 @@ usage: $0 [--hosts N[,N...]] [--size SIZE] [--rate RATE] [--origin-rate RATE] [-
   --rate            every host link, both ways, as tc understands it: 50mbit, 100mbit (default 50mbit)
   --origin-rate     the origin host's link (default: --rate)
   --curl-max-hosts  run the curl scenario only up to this many hosts (it takes N x S / u_origin)
-  --scenarios       which scenarios to run (default curl,seed,cold)
+  --scenarios       which scenarios to run (default curl,seed,cold; libtorrent adds the BitTorrent baseline,
+                    installing python3-libtorrent, opentracker and mktorrent with apt-get when missing)
   --out             results directory (default bench/results/lab-<time>)
   --swarm-key       a private swarm: one key (swarm keygen) for every node, through SWARM_SWARM_KEY
   --peer-encryption on (default) or off, through SWARM_PEER_ENCRYPTION
@@ -51,6 +55,16 @@ for tool in ip tc nginx curl dotnet python3; do
 done
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+if [[ ",$SCENARIOS," == *,libtorrent,* ]]; then
+    if ! /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || ! command -v opentracker >/dev/null || ! command -v mktorrent >/dev/null; then
+        echo "run.sh: installing the BitTorrent baseline (apt-get install python3-libtorrent opentracker mktorrent)" >&2
+        # policy-rc.d keeps opentracker's own service from starting where systemd runs
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-libtorrent opentracker mktorrent >/dev/null \
+            || { rm -f /usr/sbin/policy-rc.d; echo "run.sh: apt-get install python3-libtorrent opentracker mktorrent failed" >&2; exit 1; }
+        rm -f /usr/sbin/policy-rc.d
+    fi
+fi
 source "$REPO/bench/lab-lib.sh"
 SIZE_BYTES=$(to_bytes "$SIZE")
 RATE_BITS=$(to_bits "$RATE")
@@ -90,6 +104,28 @@ EOF
     ip netns exec $PREFIX-h1 curl -sf -o /dev/null -r 0-0 "$URL" || { echo "run.sh: the origin does not answer inside the lab" >&2; exit 1; }
 }
 
+# The BitTorrent baseline's origin: a torrent of the file (1 MiB pieces), opentracker (Debian's whitelist-only build:
+# the info hash goes in its whitelist; it drops root and chroots to its directory) and a libtorrent seed, all on the
+# origin host; returns once the seed's first announce has been answered.
+start_libtorrent_seed() {
+    rm -rf "$LAB/lt"; mkdir -p "$LAB/lt/seed" "$LAB/lt/tracker"
+    ln "$LAB/www/file.bin" "$LAB/lt/seed/file.bin"
+    mktorrent -l 20 -a "http://$ORIGIN_IP:6969/announce" -o "$LAB/lt/file.torrent" "$LAB/lt/seed/file.bin" >/dev/null
+    /usr/bin/python3 -c "import libtorrent as lt, sys; print(lt.torrent_info(sys.argv[1]).info_hash())" "$LAB/lt/file.torrent" > "$LAB/lt/tracker/whitelist.txt"
+    chmod 755 "$LAB/lt" "$LAB/lt/tracker"; chmod 644 "$LAB/lt/tracker/whitelist.txt"
+    printf 'access.whitelist /whitelist.txt\ntracker.rootdir %s\ntracker.user _opentracker\n' "$LAB/lt/tracker" > "$LAB/lt/tracker.conf"
+    ip netns exec $PREFIX-o opentracker -f "$LAB/lt/tracker.conf" -i "$ORIGIN_IP" -p 6969 -P 6969 > "$LAB/lt/tracker.log" 2>&1 &
+    ip netns exec $PREFIX-o /usr/bin/python3 "$REPO/bench/swarm-lab/lt_client.py" "$LAB/lt/file.torrent" "$LAB/lt/seed" "$ORIGIN_IP" --seed \
+        > "$LAB/lt/seed.out" 2> "$LAB/lt/seed.err" &
+    local i
+    for ((i = 0; i < 300; i++)); do
+        grep -q '^seeding' "$LAB/lt/seed.out" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "run.sh: the libtorrent seed was not announced within 60 s; tracker: $(tail -3 "$LAB/lt/tracker.log"); seed: $(tail -3 "$LAB/lt/seed.err")" >&2
+    exit 1
+}
+
 origin_tx() { ip netns exec $PREFIX-o cat /sys/class/net/eth0/statistics/tx_bytes; }
 
 # run_hosts N KIND: starts the fetch on every host at the same moment; prints each host's completion time (s).
@@ -102,6 +138,9 @@ run_hosts() {
         local cmd
         if [ "$kind" = curl ]; then
             cmd="curl -sf -o $dir/out.tmp $URL && mv $dir/out.tmp $dir/out"
+        elif [ "$kind" = libtorrent ]; then
+            mkdir -p "$dir/lt"
+            cmd="exec /usr/bin/python3 $REPO/bench/swarm-lab/lt_client.py $LAB/lt/file.torrent $dir/lt $NET.1.$i --out $dir/out"
         else
             cmd="exec $SWARM get $URL -o $dir/out --data-dir $dir/data --bootstrap $ORIGIN_IP:7400 --listen $NET.1.$i:7400 ${SWARM_LAB_GET_ARGS:-}"
         fi
@@ -130,14 +169,15 @@ print(f'{max(S/uo, S/d, N*S/(uo+N*u)):.3f}')"; }
 summarize() { # kind n bound cpu origin_bytes times...
     local kind=$1 n=$2 b=$3 cpu=$4 obytes=$5; shift 5
     python3 - "$kind" "$n" "$b" "$cpu" "$obytes" "$SIZE_BYTES" "$RATE" "$@" <<'EOF' | tee -a "$CSV"
-import sys, statistics, math
+import os, sys, statistics, math
 kind, n, b, cpu, ob, S, rate = sys.argv[1:8]
+fetch_cpu = os.environ.get("FETCH_CPU", "")
 t=[float(x) for x in sys.argv[8:]]
 ok=[x for x in t if not math.isnan(x)]
 b=float(b); ob=int(ob); S=int(S); avg,p90,user,system,softirq=cpu.split()
 p50=statistics.median(ok) if ok else float('nan'); p100=max(ok) if ok else float('nan')
 failed=len(t)-len(ok)
-print(f"{kind},{n},{S},{rate},{p50:.2f},{p100:.2f},{b:.2f},{p100/b:.3f},{ob},{ob/S:.3f},{avg},{p90},{user},{system},{softirq},{failed}")
+print(f"{kind},{n},{S},{rate},{p50:.2f},{p100:.2f},{b:.2f},{p100/b:.3f},{ob},{ob/S:.3f},{avg},{p90},{user},{system},{softirq},{failed},{fetch_cpu}")
 EOF
     local avg=${cpu%% *}
     if python3 -c "import sys; sys.exit(0 if float('$avg') > 0.85 else 1)"; then
@@ -154,7 +194,7 @@ if [ "$SWARM_KEY" = 1 ]; then
 fi
 log "peer encryption $ENCRYPTION, swarm key $([ "$SWARM_KEY" = 1 ] && echo on || echo off)"
 echo "swarm_key=$SWARM_KEY peer_encryption=$ENCRYPTION" > "$OUT/security.txt"
-echo "scenario,hosts,size_bytes,rate,p50_s,p100_s,bound_s,p100_over_bound,origin_bytes,origin_over_size,cpu_busy,cpu_busy_p90,cpu_user,cpu_system,cpu_softirq,failed" > "$CSV"
+echo "scenario,hosts,size_bytes,rate,p50_s,p100_s,bound_s,p100_over_bound,origin_bytes,origin_over_size,cpu_busy,cpu_busy_p90,cpu_user,cpu_system,cpu_softirq,failed,fetch_cpu_s" > "$CSV"
 IFS=, read -r -a NS <<< "$HOSTS"
 for n in "${NS[@]}"; do
     log "=== $n hosts, $SIZE, links $RATE (origin $ORIGIN_RATE)"
@@ -168,6 +208,8 @@ for n in "${NS[@]}"; do
             log "seed: ingesting on the origin host (not counted)"
             ip netns exec $PREFIX-o $SWARM seed "$URL" --data-dir "$LAB/origin-node" --listen "$ORIGIN_IP:7400" > "$LAB/seed.out" 2> "$LAB/seed.err" &
             until grep -q '^swarm://' "$LAB/seed.out" 2>/dev/null; do sleep 0.2; done
+        elif [ "$kind" = libtorrent ]; then
+            start_libtorrent_seed
         elif [ "$kind" = cold ]; then
             ip netns exec $PREFIX-o $SWARM node --data-dir "$LAB/origin-node" --listen "$ORIGIN_IP:7400" > "$LAB/node.out" 2> "$LAB/node.err" &
             until grep -q 'listening on' "$LAB/node.err" 2>/dev/null; do sleep 0.2; done
@@ -181,14 +223,17 @@ for n in "${NS[@]}"; do
         kill "$TIMELINE_PID" 2>/dev/null || true
         cpu=$(cpu_stop)
         after=$(origin_tx)
-        summarize "$kind" "$n" "$b" "$cpu" "$((after - before))" "${times[@]}"
+        # CPU-seconds of the fetching processes (for curl, the shell around it is what was measured: left empty).
+        FETCH_CPU=""
+        [ "$kind" = curl ] || FETCH_CPU=$(python3 -c "print(round($(cat "$LAB/proc.ticks") / $(getconf CLK_TCK), 1))")
+        FETCH_CPU=$FETCH_CPU summarize "$kind" "$n" "$b" "$cpu" "$((after - before))" "${times[@]}"
         # Per-host completion times and each host's stderr, for a look at the slowest.
         { echo "host,seconds"; for i in "${!times[@]}"; do echo "h$((i + 1)),${times[$i]}"; done; } > "$OUT/hosts-$kind-$n.csv"
         mkdir -p "$OUT/logs-$kind-$n"
         for i in $(seq 1 "$n"); do cp "$LAB/hosts/h$i/stderr" "$OUT/logs-$kind-$n/h$i.log" 2>/dev/null || true; done
-        [ "$kind" = curl ] || log "$kind: the $n fetching processes used $(python3 -c "print(round($(cat "$LAB/proc.ticks") / $(getconf CLK_TCK), 1))") CPU seconds in all (this machine has $(nproc) cores)"
+        [ "$kind" = curl ] || log "$kind: the $n fetching processes used $FETCH_CPU CPU seconds in all (this machine has $(nproc) cores)"
         for p in $(ip netns pids $PREFIX-o); do
-            if [ "$(cat /proc/"$p"/comm 2>/dev/null)" = dotnet ]; then kill -9 "$p" 2>/dev/null || true; fi
+            case "$(cat /proc/"$p"/comm 2>/dev/null)" in dotnet|swarm|opentracker|python3) kill -9 "$p" 2>/dev/null || true ;; esac
         done
         sleep 0.5
     done
