@@ -362,7 +362,7 @@ public sealed class PeerSession
     }
 
     /// <summary>Rejects every queued request (when choking the peer), so each still gets its one answer.</summary>
-    internal void RejectQueued(RejectReason reason)
+    private void RejectQueued(RejectReason reason)
     {
         while (_uploads.Reader.TryRead(out var r)) Send(new Reject(r.Piece, r.Offset, r.Length, reason));
     }
