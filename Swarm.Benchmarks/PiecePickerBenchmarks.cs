@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using Swarm.Core.Content;
 using Swarm.Core.Exchange;
+using Swarm.Core.Exchange.Download;
 
 namespace Swarm.Benchmarks;
 

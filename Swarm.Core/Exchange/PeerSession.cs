@@ -8,127 +8,110 @@ using Swarm.Core.Wire;
 namespace Swarm.Core.Exchange;
 
 /// <summary>
-/// One connected peer for one content: its availability and choke state, the requests we have out with it, and the
-/// requests it has queued with us (served by an upload loop, one answer per request). Download decisions live in
-/// <see cref="ContentSwarm"/>; the session turns frames into calls on it.
+/// One connected peer for one content: its connection, which only the session writes to (every frame to the peer goes
+/// through <see cref="Send{T}"/>, <see cref="Signal"/> and the few methods beside them), the frames it receives turned
+/// into calls on <see cref="ContentSwarm"/>, and the requests the peer has queued with us (served by an upload loop, one
+/// answer per request). What the swarm knows and decides about the peer is its <see cref="State"/>.
 /// </summary>
 public sealed class PeerSession
 {
-    public const int InitialDepth = 16;
-    public const int MinDepth = 4;
-    public const int MaxDepth = 128;
-    /// <summary>Target time a request waits in the peer's queue: depth ≈ rate × this / block size.</summary>
-    private static readonly double QueueSeconds = 0.5;
+    public const int InitialDepth = PeerState.InitialDepth;
+    public const int MinDepth = PeerState.MinDepth;
+    public const int MaxDepth = PeerState.MaxDepth;
 
     private readonly ContentSwarm _swarm;
+    /// <summary>Written only by this session: every frame to the peer goes out through its methods.</summary>
+    private readonly FrameConnection _connection;
     private readonly Channel<Request> _uploads = Channel.CreateBounded<Request>(new BoundedChannelOptions(WireLimits.MaxQueuedRequests) { SingleReader = false, SingleWriter = true });
     private readonly HashSet<long> _cancelled = [];
     private bool _availabilityReceived;
-    private long _windowBytes;
+    private int _largeFrame;
 
     internal PeerSession(ContentSwarm swarm, FrameConnection connection, PeerIdentity peer, bool outbound)
     {
-        _lastBlock = Environment.TickCount64;
         _swarm = swarm;
-        Connection = connection;
+        _connection = connection;
         Peer = peer;
         Outbound = outbound;
         Address = outbound ? connection.RemoteEndPoint : new IPEndPoint(connection.RemoteEndPoint.Address, peer.ListenPort);
+        State = new PeerState(peer.NodeId, Address);
     }
 
-    public FrameConnection Connection { get; }
     public PeerIdentity Peer { get; }
     public bool Outbound { get; }
     /// <summary>Where the peer accepts connections (for bans and redials).</summary>
     public IPEndPoint Address { get; }
+    /// <summary>The address the connection comes from (for the per-address limits).</summary>
+    public IPAddress RemoteAddress => _connection.RemoteEndPoint.Address;
     public string? CloseReason { get; private set; }
+    /// <summary>What the swarm knows and decides about this peer; guarded by the swarm's lock.</summary>
+    internal PeerState State { get; }
+    public long BytesDownloaded => State.BytesDownloaded;
+    public long BytesUploaded => State.BytesUploaded;
+    /// <summary>Milliseconds since a block went either way (or since the session started).</summary>
+    public long IdleFor => State.IdleFor;
 
-    // All of the following are guarded by the swarm's lock.
-    internal Bitfield? Has;
-    internal bool IsSeed;
-    internal byte[]? PendingBitfield;
-    internal HashSet<int>? PendingHaves;
-    /// <summary>Live content: signed piece hashes that came before the manifest did.</summary>
-    internal List<SignedPieceHash>? PendingPieceHashes;
-    internal bool PeerChoking = true;
-    internal bool PeerInterested;
-    internal bool AmChoking = true;
-    internal bool AmInterested;
-    /// <summary>Contributed to a piece that failed its hash along with other peers: gets only whole pieces of its own.</summary>
-    internal bool OnParole;
-    /// <summary>Gone from the swarm: never given requests again (a pump may still run from an older snapshot).</summary>
-    internal bool Detached;
-    internal readonly Dictionary<long, long> Outstanding = [];
-    internal int Depth = InitialDepth;
-    internal double DownloadRate;
-    public long BytesDownloaded { get; internal set; }
-
-    private long _lastBlock;
-    private int _largeFrame;
     /// <summary>We asked this peer for the manifest and it has not come yet: the one state in which a Hashes frame is expected.</summary>
     internal volatile bool HashesRequested;
-    /// <summary>When we last asked this peer for a block (blocks after that, up to the request timeout, are expected).</summary>
-    internal long LastRequested;
     /// <summary>Closed to make room for a newcomer: no longer counted against the peer limits.</summary>
     internal volatile bool GivingUpSlot;
-
-    /// <summary>
-    /// Closes the session of <paramref name="sessions"/> idle longest (no block either way for at least
-    /// <paramref name="idle"/>) to give its slot to a newcomer; false when none is that idle. One rule for the node's
-    /// connection limit and a content's peer limits.
-    /// </summary>
-    internal static bool GiveUpIdlest(IEnumerable<PeerSession> sessions, TimeSpan idle)
-    {
-        long threshold = (long)idle.TotalMilliseconds;
-        PeerSession? victim = null;
-        foreach (var s in sessions)
-            if (!s.GivingUpSlot && s.IdleFor >= threshold && (victim == null || s.IdleFor > victim.IdleFor)) victim = s;
-        if (victim == null) return false;
-        victim.GivingUpSlot = true;
-        victim.Close($"gave its slot to a new peer after {victim.IdleFor / 1000.0:0.#} s without a block either way");
-        return true;
-    }
-
-    /// <summary>Milliseconds since a block went either way (or since the session started).</summary>
-    public long IdleFor => Environment.TickCount64 - Interlocked.Read(ref _lastBlock);
-    public long BytesUploaded { get; private set; }
-
-    internal static long BlockKey(int piece, int offset) => ((long)piece << 32) | (uint)offset;
-
-    internal bool PeerHas(int piece) =>
-        (IsSeed || (Has != null && Has[piece])) && !(Refused != null && Refused.TryGetValue(piece, out long until) && until > Environment.TickCount64);
-
-    /// <summary>Pieces the peer declined to serve (not available from it right now), until when.</summary>
-    internal Dictionary<int, long>? Refused;
-    /// <summary>Pieces this peer answered "not available" although it offered them (its stored copy failed its hash check, say).</summary>
-    internal HashSet<int>? NotHeld;
-
-    /// <summary>Pieces a complete node has started sending to this peer (the rest of their blocks are never steered away).</summary>
-    internal readonly HashSet<int> Serving = [];
-
-    /// <summary>Pieces a complete node already sent this peer elsewhere for once.</summary>
-    internal readonly HashSet<int> SteeredAway = [];
-
-    internal void RecordBlock(int length)
-    {
-        Interlocked.Exchange(ref _lastBlock, Environment.TickCount64);
-        _windowBytes += length;
-        BytesDownloaded += length;
-    }
-
-    /// <summary>Once a second: download rate from the last window, pipeline depth from the rate.</summary>
-    internal void Tick()
-    {
-        DownloadRate = DownloadRate * 0.5 + _windowBytes * 0.5;
-        _windowBytes = 0;
-        int depth = (int)Math.Ceiling(DownloadRate * QueueSeconds / PieceLayout.BlockSize);
-        Depth = Math.Clamp(Math.Max(depth, Depth / 2), MinDepth, MaxDepth);
-    }
 
     internal void Close(string reason)
     {
         CloseReason ??= reason;
-        Connection.Close();
+        _connection.Close();
+    }
+
+    // ---- sending: the one way frames reach this peer ----
+
+    /// <summary>Queues a message without waiting (<see cref="FrameConnection.Post{T}"/>): never blocks on back-pressure.</summary>
+    internal void Send<T>(T message) where T : IWireMessage<T> => _connection.Post(message);
+
+    /// <summary>Queues a message without a body (interested, unchoke, ...) or a keep-alive, without waiting.</summary>
+    internal void Signal(MessageKind kind) => _connection.PostSignal(kind);
+
+    /// <summary>Chokes the peer: the Choke goes out, and each request it has queued gets its reject.</summary>
+    internal void Choke()
+    {
+        Signal(MessageKind.Choke);
+        RejectQueued(RejectReason.Choked);
+    }
+
+    /// <summary>
+    /// The first frames after the handshake, waiting on back-pressure: for live content the signed hashes of the pieces
+    /// in <paramref name="held"/>, then what this node holds, and a request for the manifest when it has none.
+    /// </summary>
+    internal async Task GreetAsync(StoredContent? content, byte[]? held, CancellationToken cancellationToken)
+    {
+        if (content is { Manifest.IsLive: true } && held != null)
+            foreach (var batch in LiveSeal.SignedHashes(content, Bitfield.FromBytes(held, content.Layout.PieceCount)))
+                await _connection.SendAsync(batch, cancellationToken).ConfigureAwait(false);
+        if (content == null) await _connection.SendSignalAsync(MessageKind.HaveNone, cancellationToken).ConfigureAwait(false);
+        else if (content.IsComplete) await _connection.SendSignalAsync(MessageKind.HaveAll, cancellationToken).ConfigureAwait(false);
+        else if (content.Verified.IsEmpty) await _connection.SendSignalAsync(MessageKind.HaveNone, cancellationToken).ConfigureAwait(false);
+        else await _connection.SendAsync(new BitfieldMessage(held!), cancellationToken).ConfigureAwait(false);
+        if (content == null)
+        {
+            HashesRequested = true; // the one time a Hashes frame (up to 8 MiB) is expected from this peer
+            await _connection.SendSignalAsync(MessageKind.HashesRequest, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Have messages (with their signed hashes, for live content) for pieces verified while the greeting went out.</summary>
+    internal async Task SendHavesAsync(StoredContent content, List<int> pieces, CancellationToken cancellationToken)
+    {
+        foreach (int piece in pieces)
+        {
+            if (content.Manifest.IsLive) await _connection.SendAsync(new PieceHashes([LiveSeal.SignedHash(content, piece)]), cancellationToken).ConfigureAwait(false);
+            await _connection.SendAsync(new Have(piece), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Once a second: closes a connection silent for the idle timeout, or keeps a quiet one alive.</summary>
+    internal void Housekeep(long now, EngineOptions options)
+    {
+        if (now - _connection.LastReceived > options.IdleTimeout.TotalMilliseconds) Close("idle timeout");
+        else if (now - _connection.LastSent > options.KeepAliveInterval.TotalMilliseconds) Signal(MessageKind.KeepAlive);
     }
 
     internal async Task RunAsync(CancellationToken cancellationToken)
@@ -138,7 +121,7 @@ public sealed class PeerSession
         {
             await _swarm.AttachAsync(this, cancellationToken).ConfigureAwait(false);
             uploads = UploadLoopAsync(cancellationToken);
-            await Connection.ReceiveAsync(OnFrameAsync, cancellationToken, Admit).ConfigureAwait(false);
+            await _connection.ReceiveAsync(OnFrameAsync, cancellationToken, Admit).ConfigureAwait(false);
             CloseReason ??= "peer closed the connection";
         }
         catch (DuplicateConnectionException e)
@@ -153,7 +136,7 @@ public sealed class PeerSession
         {
             CloseReason ??= "protocol violation: " + e.Message;
             // Summarised, not a line each: a peer (or many) breaking the protocol on purpose must not flood the log.
-            _swarm.Engine.Refusals.Record(Connection.RemoteEndPoint.Address, RefusalReason.Protocol, $"dropped peer {Address}: {CloseReason}");
+            _swarm.Engine.Refusals.Record(RemoteAddress, RefusalReason.Protocol, $"dropped peer {Address}: {CloseReason}");
             _swarm.Logger.LogDebug("dropping peer {Peer}: {Reason}", Address, CloseReason);
         }
         catch (OperationCanceledException)
@@ -166,12 +149,12 @@ public sealed class PeerSession
         }
         finally
         {
-            Connection.Close();
+            _connection.Close();
             ReleaseLargeFrame();
             _uploads.Writer.TryComplete();
             _swarm.Detach(this);
             try { await uploads.ConfigureAwait(false); } catch (Exception) { }
-            await Connection.DisposeAsync().ConfigureAwait(false);
+            await _connection.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -193,7 +176,7 @@ public sealed class PeerSession
                 throw new WireProtocolException($"unexpected {kind} frame of {length} bytes (the manifest was not asked for)");
             case MessageKind.PieceHashes when _swarm.Content is { Manifest.IsLive: false }:
                 throw new WireProtocolException($"unexpected {kind} frame of {length} bytes (the content is not live)");
-            case MessageKind.Block when Outstanding.Count == 0 && Environment.TickCount64 - Interlocked.Read(ref LastRequested) > _swarm.Engine.Options.RequestTimeout.TotalMilliseconds:
+            case MessageKind.Block when State.Outstanding.Count == 0 && Environment.TickCount64 - Interlocked.Read(ref State.LastRequested) > _swarm.Engine.Options.RequestTimeout.TotalMilliseconds:
                 throw new WireProtocolException($"unexpected block of {length} bytes (nothing was requested)");
         }
         if (length > LargeFrame)
@@ -230,25 +213,25 @@ public sealed class PeerSession
                 return;
             case MessageKind.Bitfield:
                 FirstAvailability();
-                _swarm.OnAvailability(this, WireMessage.Decode<BitfieldMessage>(frame.Body).Bits, seed: false);
+                _swarm.Download.OnAvailability(this, WireMessage.Decode<BitfieldMessage>(frame.Body).Bits, seed: false);
                 break;
             case MessageKind.HaveAll:
                 ExpectEmpty(frame);
                 FirstAvailability();
-                _swarm.OnAvailability(this, null, seed: true);
+                _swarm.Download.OnAvailability(this, null, seed: true);
                 break;
             case MessageKind.HaveNone:
                 ExpectEmpty(frame);
                 FirstAvailability();
-                _swarm.OnAvailability(this, null, seed: false);
+                _swarm.Download.OnAvailability(this, null, seed: false);
                 break;
             case MessageKind.Have:
                 _availabilityReceived = true;
-                _swarm.OnHave(this, WireMessage.Decode<Have>(frame.Body).Piece);
+                _swarm.Download.OnHave(this, WireMessage.Decode<Have>(frame.Body).Piece);
                 break;
             case MessageKind.Interested:
                 ExpectEmpty(frame);
-                if (_swarm.OnInterested(this, true)) Connection.PostSignal(MessageKind.Unchoke);
+                _swarm.OnInterested(this, true);
                 return;
             case MessageKind.NotInterested:
                 ExpectEmpty(frame);
@@ -256,11 +239,11 @@ public sealed class PeerSession
                 return;
             case MessageKind.Choke:
                 ExpectEmpty(frame);
-                _swarm.OnChoke(this, true);
+                _swarm.Download.OnChoke(this, true);
                 return;
             case MessageKind.Unchoke:
                 ExpectEmpty(frame);
-                _swarm.OnChoke(this, false);
+                _swarm.Download.OnChoke(this, false);
                 break;
             case MessageKind.Request:
                 OnRequest(WireMessage.Decode<Request>(frame.Body));
@@ -272,34 +255,33 @@ public sealed class PeerSession
                     // Cancels that arrive after the block went out would pile up; past this bound, forgetting them only
                     // means sending a block the peer no longer wants.
                     if (_cancelled.Count >= WireLimits.MaxQueuedRequests * 2) _cancelled.Clear();
-                    _cancelled.Add(BlockKey(cancel.Piece, cancel.Offset));
+                    _cancelled.Add(PeerState.BlockKey(cancel.Piece, cancel.Offset));
                 }
                 return;
             case MessageKind.Block:
                 var header = WireMessage.DecodeHeader<BlockHeader>(frame.Body, out long consumed);
                 var payload = frame.Body.Slice(consumed);
                 if (_swarm.Engine.DownloadLimiter is { } limiter) await limiter.AcquireAsync((int)payload.Length).ConfigureAwait(false);
-                var cancels = _swarm.OnBlock(this, header, payload);
-                if (cancels != null) foreach (var (peer, c) in cancels) peer.Connection.Post(c);
+                _swarm.Download.OnBlock(this, header, payload);
                 break;
             case MessageKind.Reject:
-                _swarm.OnReject(this, WireMessage.Decode<Reject>(frame.Body));
+                _swarm.Download.OnReject(this, WireMessage.Decode<Reject>(frame.Body));
                 break;
             case MessageKind.HashesRequest:
                 ExpectEmpty(frame);
                 var content = _swarm.Content;
-                if (content == null) Connection.Post(new Reject(-1, 0, 0, RejectReason.NotAvailable));
-                else Connection.Post(new Hashes(content.Manifest.Encoded, content.Signature));
+                if (content == null) Send(new Reject(-1, 0, 0, RejectReason.NotAvailable));
+                else Send(new Hashes(content.Manifest.Encoded, content.Signature));
                 return;
             case MessageKind.Hashes:
                 HashesRequested = false;
-                _swarm.OnHashes(this, WireMessage.Decode<Hashes>(frame.Body));
+                _swarm.Download.OnHashes(this, WireMessage.Decode<Hashes>(frame.Body));
                 break;
             case MessageKind.PieceHashes:
                 _swarm.OnPieceHashes(this, WireMessage.Decode<PieceHashes>(frame.Body));
                 return;
             case MessageKind.Seal:
-                _swarm.OnSeal(this, WireMessage.Decode<Seal>(frame.Body));
+                _swarm.OnSeal(WireMessage.Decode<Seal>(frame.Body));
                 return;
             case MessageKind.PeerList:
                 _swarm.OnPeerList(WireMessage.Decode<PeerList>(frame.Body));
@@ -310,7 +292,7 @@ public sealed class PeerSession
             default:
                 throw new WireProtocolException($"unexpected message kind {frame.Kind}");
         }
-        _swarm.Pump(this);
+        _swarm.Download.Pump(this);
     }
 
     private void FirstAvailability()
@@ -326,10 +308,10 @@ public sealed class PeerSession
 
     private void OnRequest(Request request)
     {
-        lock (_cancelled) _cancelled.Remove(BlockKey(request.Piece, request.Offset)); // a new request outlives an old cancel
+        lock (_cancelled) _cancelled.Remove(PeerState.BlockKey(request.Piece, request.Offset)); // a new request outlives an old cancel
         var reason = _swarm.CheckRequest(this, request);
         if (reason == null && !_uploads.Writer.TryWrite(request)) reason = RejectReason.TooManyRequests;
-        if (reason != null) Connection.Post(new Reject(request.Piece, request.Offset, request.Length, reason.Value));
+        if (reason != null) Send(new Reject(request.Piece, request.Offset, request.Length, reason.Value));
     }
 
     private async Task UploadLoopAsync(CancellationToken cancellationToken)
@@ -338,52 +320,51 @@ public sealed class PeerSession
         await foreach (var request in _uploads.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             bool cancelled;
-            lock (_cancelled) cancelled = _cancelled.Remove(BlockKey(request.Piece, request.Offset));
+            lock (_cancelled) cancelled = _cancelled.Remove(PeerState.BlockKey(request.Piece, request.Offset));
             content ??= _swarm.Content;
             if (!cancelled && content != null && _swarm.IsChoking(this))
             {
-                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.Choked));
+                Send(new Reject(request.Piece, request.Offset, request.Length, RejectReason.Choked));
                 continue;
             }
             if (cancelled || content == null)
             {
-                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, cancelled ? RejectReason.Cancelled : RejectReason.NotAvailable));
+                Send(new Reject(request.Piece, request.Offset, request.Length, cancelled ? RejectReason.Cancelled : RejectReason.NotAvailable));
                 continue;
             }
             if (!_swarm.AllowUpload(this, request.Piece))
             {
-                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.Elsewhere));
+                Send(new Reject(request.Piece, request.Offset, request.Length, RejectReason.Elsewhere));
                 continue;
             }
             if (_swarm.Engine.UploadLimiter is { } limiter) await limiter.AcquireAsync(request.Length, cancellationToken).ConfigureAwait(false);
             long offset = content.Layout.PieceOffset(request.Piece) + request.Offset;
             try
             {
-                await Connection.SendBlockAsync(new BlockHeader(request.Piece, request.Offset), request.Length, (content, offset),
+                await _connection.SendBlockAsync(new BlockHeader(request.Piece, request.Offset), request.Length, (content, offset),
                     static (s, span) => s.content.ReadVerified(s.offset, span), cancellationToken).ConfigureAwait(false);
             }
             catch (PieceRottenException)
             {
                 // The stored bytes failed their hash: nothing was sent, the piece is dropped (the swarm logs it once).
-                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.NotAvailable));
+                Send(new Reject(request.Piece, request.Offset, request.Length, RejectReason.NotAvailable));
                 continue;
             }
             catch (ContentModifiedException e)
             {
                 _swarm.Logger.LogError("{Message}", e.Message);
-                Connection.Post(new Reject(request.Piece, request.Offset, request.Length, RejectReason.NotAvailable));
+                Send(new Reject(request.Piece, request.Offset, request.Length, RejectReason.NotAvailable));
                 continue;
             }
-            BytesUploaded += request.Length;
-            Interlocked.Exchange(ref _lastBlock, Environment.TickCount64);
+            State.RecordUpload(request.Length);
             _swarm.RecordUpload(request.Length);
         }
     }
 
     /// <summary>Rejects every queued request (when choking the peer), so each still gets its one answer.</summary>
-    internal void RejectQueued(RejectReason reason)
+    private void RejectQueued(RejectReason reason)
     {
-        while (_uploads.Reader.TryRead(out var r)) Connection.Post(new Reject(r.Piece, r.Offset, r.Length, reason));
+        while (_uploads.Reader.TryRead(out var r)) Send(new Reject(r.Piece, r.Offset, r.Length, reason));
     }
 
     public override string ToString() => $"{Address} ({Peer.NodeId.ToHex()[..12]})";

@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Swarm.Core.Content;
+using Swarm.Core.Exchange.Download;
 using Swarm.Core.Identity;
 using Swarm.Core.Storage;
 using Swarm.Core.Wire;
@@ -18,7 +18,8 @@ public delegate Task<IReadOnlyList<IPEndPoint>> PeerDiscovery(ContentId id, Canc
 public readonly record struct TransferProgress(long TotalBytes, long VerifiedBytes, long BytesFromPeers, int Peers);
 
 /// <summary>
-/// The exchange side of a node: listens for peers, dials peers, and runs one <see cref="ContentSwarm"/> per content.
+/// The exchange side of a node: runs one <see cref="ContentSwarm"/> per content, accepts peers (<see cref="PeerListener"/>)
+/// and dials them for downloads (<see cref="PeerDialer"/>).
 /// Serves every verified piece it holds to anyone who asks, and downloads what it is told to.
 /// </summary>
 public sealed class SwarmEngine : IAsyncDisposable
@@ -28,19 +29,18 @@ public sealed class SwarmEngine : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _background = [];
     private readonly Timer _tick;
-    private Socket? _listener;
-    private long _bufferBytes;
+    private PeerListener? _listener;
 
     public SwarmEngine(NodeKey key, ContentStore store, EngineOptions? options = null, ILogger? logger = null)
     {
         Key = key;
         Store = store;
         Options = options ?? new EngineOptions();
+        PieceBuffers = new PieceBufferBudget(Options.MaxPieceBufferBytes);
         Logger = logger ?? NullLogger.Instance;
         SetRates(Options.UploadRate, Options.DownloadRate);
         Security = new TransportSecurity(key, Options.SwarmKey, Options.Encrypt);
         Refusals = new Refusals(Logger);
-        _handshakes = new HandshakePool(Options.MaxPendingHandshakes, Options.MaxPendingPerAddress, Options.LoopbackAsHosts);
         _tick = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
@@ -49,11 +49,12 @@ public sealed class SwarmEngine : IAsyncDisposable
     public EngineOptions Options { get; }
     public ILogger Logger { get; }
     public BanList Bans { get; } = new();
+    /// <summary>Memory for pieces being assembled and verified, all downloads together.</summary>
+    internal PieceBufferBudget PieceBuffers { get; }
     /// <summary>Swarm key and encryption of this node's peer connections.</summary>
     public TransportSecurity Security { get; }
     /// <summary>Connections and sessions turned away, by reason; logged as a summary every few seconds.</summary>
     public Refusals Refusals { get; }
-    private readonly HandshakePool _handshakes;
     private long _largeFrameBytes;
     public IPEndPoint? ListenEndPoint { get; private set; }
     internal RateLimiter? UploadLimiter { get; private set; }
@@ -165,21 +166,8 @@ public sealed class SwarmEngine : IAsyncDisposable
     /// <summary>Starts accepting peers. Port 0 picks a free port; <see cref="ListenEndPoint"/> tells which.</summary>
     public void Listen(IPEndPoint endPoint)
     {
-        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            if (endPoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = true;
-            socket.Bind(endPoint);
-            socket.Listen(512);
-        }
-        catch (SocketException e)
-        {
-            socket.Dispose();
-            throw new ListenException($"cannot listen on {endPoint}: {e.Message}", e);
-        }
-        _listener = socket;
-        ListenEndPoint = (IPEndPoint)socket.LocalEndPoint!;
-        Track(AcceptLoopAsync(socket));
+        _listener = PeerListener.Start(this, endPoint, _stop.Token);
+        ListenEndPoint = _listener.EndPoint;
     }
 
     /// <summary>Serves content the store holds (complete or partial).</summary>
@@ -195,142 +183,27 @@ public sealed class SwarmEngine : IAsyncDisposable
         return true;
     }
 
-    private async Task AcceptLoopAsync(Socket listener)
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket client;
-            try
-            {
-                client = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException e)
-            {
-                Logger.LogWarning("accept failed: {Error}", e.Message);
-                continue;
-            }
-            var entry = _handshakes.TryEnter(client);
-            if (entry == null)
-            {
-                // The handshake pool is full of connections that are all making progress: refuse at once (the peer tries
-                // others) rather than queueing.
-                Refusals.Record(RemoteAddress(client), RefusalReason.HandshakePoolFull, "too many connections in their handshake");
-                client.Dispose();
-                continue;
-            }
-            Track(HandleInboundAsync(client, entry));
-        }
-    }
-
-    private static IPAddress RemoteAddress(Socket socket)
-    {
-        try { return HandshakePool.Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address); }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return IPAddress.None; }
-    }
-
     private int _connections;
 
     /// <summary>Admitted peer sessions now (inbound and outbound, all content); connections still in their handshake are not counted.</summary>
     public int Connections => Volatile.Read(ref _connections);
     /// <summary>Inbound connections still in admission or handshake.</summary>
-    public int PendingHandshakes => _handshakes.Count;
+    public int PendingHandshakes => _listener?.PendingHandshakes ?? 0;
+
+    /// <summary>A dialled session starts (counted against <see cref="EngineOptions.MaxConnections"/>).</summary>
+    internal void EnterSession() => Interlocked.Increment(ref _connections);
+    internal void LeaveSession() => Interlocked.Decrement(ref _connections);
     /// <summary>Connections and sessions refused, all reasons, since start.</summary>
     public long RefusedConnections => Refusals.Total;
-
-    private async Task HandleInboundAsync(Socket client, HandshakePool.Entry entry)
-    {
-        var source = RemoteAddress(client);
-        FrameConnection? connection = null;
-        PeerSession? session = null;
-        try
-        {
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, entry.Evicted.Token))
-            {
-                timeout.CancelAfter(Options.HandshakeTimeout);
-                try
-                {
-                    connection = await AdmitAsync(client, entry, timeout.Token).ConfigureAwait(false);
-                    var (peer, content) = await Handshake.AcceptAsync(connection, Key, id => _swarms.ContainsKey(id), ListenEndPoint?.Port ?? 0, timeout.Token).ConfigureAwait(false);
-                    if (Bans.IsBanned(peer.NodeId))
-                    {
-                        Refusals.Record(source, RefusalReason.Banned);
-                        return;
-                    }
-                    if (!_swarms.TryGetValue(content, out var swarm)) throw new WireProtocolException($"{content} is no longer served");
-                    session = new PeerSession(swarm, connection, peer, outbound: false);
-                }
-                catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
-                {
-                    Refusals.Record(source, entry.Evicted.IsCancellationRequested ? RefusalReason.HandshakeEvicted : RefusalReason.Timeout,
-                        entry.Evicted.IsCancellationRequested ? null : $"{source} did not finish its handshake within {Options.HandshakeTimeout.TotalSeconds:0.#} s");
-                    return;
-                }
-                catch (AdmissionException e)
-                {
-                    Refusals.Record(source, Refusals.From(e.Failure), e.Message, log: e.Failure != AdmissionFailure.Closed);
-                    return;
-                }
-                catch (WireProtocolException e)
-                {
-                    Refusals.Record(source, RefusalReason.Handshake, e.Message, log: e is not PeerClosedException);
-                    return;
-                }
-                finally
-                {
-                    _handshakes.Leave(entry);
-                }
-            }
-            if (!TryAdmitSession())
-            {
-                Refusals.Record(source, RefusalReason.PeerLimit, $"this node's peer limit ({Options.MaxConnections}) is reached");
-                return;
-            }
-            try
-            {
-                connection = null; // the session owns it now
-                await session.RunAsync(_stop.Token).ConfigureAwait(false);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _connections);
-            }
-        }
-        catch (Exception e) when (e is WireProtocolException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            Logger.LogDebug("inbound connection from {Remote} dropped: {Error}", source, e.Message);
-        }
-        finally
-        {
-            if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
-            else if (session == null) client.Dispose();
-        }
-    }
-
-    /// <summary>Admission of an accepted socket: the preamble within its own short deadline, then the encrypted channel (bounded by the caller's).</summary>
-    private async Task<FrameConnection> AdmitAsync(Socket client, HandshakePool.Entry entry, CancellationToken cancellationToken)
-    {
-        using var preamble = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        preamble.CancelAfter(Options.PreambleTimeout);
-        // The preamble's deadline applies until it is in; after that only the handshake's.
-        return await FrameConnection.AcceptAsync(client, Security, preamble.Token, onPreamble: () =>
-        {
-            entry.Spoke = true;
-            preamble.CancelAfter(Timeout.InfiniteTimeSpan);
-        }).ConfigureAwait(false);
-    }
 
     /// <summary>
     /// Takes a slot under <see cref="EngineOptions.MaxConnections"/> for a new session; at the limit, a session idle both
     /// ways for <see cref="EngineOptions.IdleEviction"/> gives its slot up. False when none can.
     /// </summary>
-    private bool TryAdmitSession()
+    internal bool TryAdmitSession()
     {
         if (Interlocked.Increment(ref _connections) <= Options.MaxConnections) return true;
-        if (PeerSession.GiveUpIdlest(_swarms.Values.SelectMany(s => s.Sessions), Options.IdleEviction)) return true; // over by one until it is gone
+        if (PeerLimits.GiveUpIdlest(_swarms.Values.SelectMany(s => s.Sessions), Options.IdleEviction)) return true; // over by one until it is gone
         Interlocked.Decrement(ref _connections);
         return false;
     }
@@ -364,15 +237,9 @@ public sealed class SwarmEngine : IAsyncDisposable
         }
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
-        var errors = new ConcurrentDictionary<IPEndPoint, string>();
-        var dialers = new Dictionary<IPEndPoint, Task>();
-        void Dial(IPEndPoint endPoint)
-        {
-            if (dialers.TryGetValue(endPoint, out var running) && !running.IsCompleted) return;
-            if (Bans.IsBanned(endPoint) || dialers.Count(d => !d.Value.IsCompleted) >= Options.MaxPeersPerContent) return;
-            dialers[endPoint] = Task.Run(() => DialLoopAsync(swarm, endPoint, errors, run.Token));
-        }
-        foreach (var p in peers) Dial(p);
+        var dialer = new PeerDialer(this, swarm, run.Token);
+        var errors = dialer.Errors;
+        foreach (var p in peers) dialer.Dial(p);
 
         Task<IReadOnlyList<IPEndPoint>>? discovering = null;
         long nextDiscovery = 0;
@@ -393,7 +260,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                         var found = reached ? discovering.Result : [];
                         discoveryError = discovering.IsFaulted ? discovering.Exception!.GetBaseException().Message : null;
                         discoveries++;
-                        foreach (var p in found) Dial(p);
+                        foreach (var p in found) dialer.Dial(p);
                         if (reached)
                         {
                             emptyDiscoveries = found.Count == 0 ? emptyDiscoveries + 1 : 0;
@@ -410,7 +277,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                     if (discovering == null && now >= nextDiscovery && swarm.PeerCount < Options.MaxPeersPerContent)
                         discovering = discover(id, run.Token);
                 }
-                while (swarm.TryTakeLearnedPeer(out var learned)) Dial(learned);
+                while (swarm.TryTakeLearnedPeer(out var learned)) dialer.Dial(learned);
                 var finished = await Task.WhenAny(swarm.Completion, Task.Delay(100, run.Token)).ConfigureAwait(false);
                 if (finished != swarm.Completion) run.Token.ThrowIfCancellationRequested(); // stopped by the caller, not "no peers"
                 var content = swarm.Content;
@@ -424,7 +291,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                     return done;
                 }
                 bool discoveryExhausted = discover == null || (discovering == null && emptyDiscoveries >= 3);
-                if (swarm.PeerCount == 0 && dialers.Values.All(d => d.IsCompleted) && discoveryExhausted)
+                if (swarm.PeerCount == 0 && dialer.AllEnded && discoveryExhausted)
                 {
                     string detail = errors.IsEmpty
                         ? (discover == null ? "no peers were given" : "no providers found in the DHT" + (discoveryError != null ? $": {discoveryError}" : ""))
@@ -454,72 +321,8 @@ public sealed class SwarmEngine : IAsyncDisposable
         finally
         {
             await run.CancelAsync().ConfigureAwait(false);
-            try { await Task.WhenAll(dialers.Values).ConfigureAwait(false); } catch (OperationCanceledException) { }
+            await dialer.WaitAsync().ConfigureAwait(false);
             if (discovering != null) try { await discovering.ConfigureAwait(false); } catch (Exception) { }
-        }
-    }
-
-    private async Task DialLoopAsync(ContentSwarm swarm, IPEndPoint endPoint, ConcurrentDictionary<IPEndPoint, string> errors, CancellationToken cancellationToken)
-    {
-        int failures = 0;
-        while (!cancellationToken.IsCancellationRequested && !swarm.Completion.IsCompleted)
-        {
-            if (Bans.IsBanned(endPoint))
-            {
-                errors[endPoint] = "banned for sending bad data";
-                return;
-            }
-            if (Connections >= Options.MaxConnections || swarm.IsConnectedTo(endPoint))
-            {
-                // At the limit, or the peer already connected to us: a second connection would be dropped as a duplicate
-                // (and could take the working one with it). Look again later.
-                await Task.Delay(1000, cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-            FrameConnection? connection = null;
-            bool counted = false;
-            try
-            {
-                using var hs = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                hs.CancelAfter(Options.ConnectTimeout + Options.HandshakeTimeout); // the connect has its own bound inside
-                connection = await FrameConnection.ConnectAsync(endPoint, Options.ConnectTimeout, hs.Token, Security).ConfigureAwait(false);
-                var peer = await Handshake.InitiateAsync(connection, Key, swarm.Id, ListenEndPoint?.Port ?? 0, hs.Token).ConfigureAwait(false);
-                if (Bans.IsBanned(peer.NodeId)) throw new WireProtocolException("peer is banned");
-                Interlocked.Increment(ref _connections);
-                counted = true;
-                var session = new PeerSession(swarm, connection, peer, outbound: true);
-                connection = null; // the session owns it now
-                long before = session.BytesDownloaded;
-                await session.RunAsync(cancellationToken).ConfigureAwait(false);
-                errors[endPoint] = session.CloseReason ?? "disconnected";
-                if (session.BytesDownloaded > before) failures = 0; // it was useful: reconnect freely
-                else failures++;
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is SocketException or IOException or TimeoutException or WireProtocolException or OperationCanceledException)
-            {
-                errors[endPoint] = e is OperationCanceledException ? "handshake timed out" : e.Message;
-                failures++;
-                // A peer of another swarm (key, encryption) will not change its mind: do not keep knocking.
-                if (e is AdmissionException { Failure: AdmissionFailure.SwarmKey or AdmissionFailure.Encryption }) return;
-            }
-            finally
-            {
-                if (counted) Interlocked.Decrement(ref _connections);
-                if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
-            }
-            if (failures >= Options.DialAttempts) return;
-            try
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(failures, 5))), cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
         }
     }
 
@@ -533,16 +336,6 @@ public sealed class SwarmEngine : IAsyncDisposable
 
     internal void ReleaseLargeFrame(int bytes) => Interlocked.Add(ref _largeFrameBytes, -bytes);
 
-    internal bool TryReserveBuffer(int bytes)
-    {
-        if (Interlocked.Add(ref _bufferBytes, bytes) <= Options.MaxPieceBufferBytes) return true;
-        Interlocked.Add(ref _bufferBytes, -bytes);
-        return false;
-    }
-
-    internal void ForceReserveBuffer(int bytes) => Interlocked.Add(ref _bufferBytes, bytes);
-    internal void ReleaseBuffer(int bytes) => Interlocked.Add(ref _bufferBytes, -bytes);
-
     private void Tick()
     {
         Refusals.Flush(force: false);
@@ -553,7 +346,7 @@ public sealed class SwarmEngine : IAsyncDisposable
         }
     }
 
-    private void Track(Task task)
+    internal void Track(Task task)
     {
         lock (_background)
         {

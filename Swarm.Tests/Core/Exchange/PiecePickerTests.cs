@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Threading.Channels;
 using Swarm.Core.Content;
 using Swarm.Core.Exchange;
+using Swarm.Core.Exchange.Download;
 using Swarm.Core.Identity;
 using Swarm.Core.Storage;
 using Swarm.Core.Wire;

@@ -1,6 +1,6 @@
-using Swarm.Core.Exchange;
+using Swarm.Core.Exchange.Upload;
 
-namespace Swarm.Tests.Core.Exchange;
+namespace Swarm.Tests.Core.Exchange.Upload;
 
 public class ChokerTests
 {

@@ -1,4 +1,4 @@
-namespace Swarm.Core.Exchange;
+namespace Swarm.Core.Exchange.Upload;
 
 /// <summary>
 /// Decides which interested peers we upload to: the <c>regularSlots</c> best by rank (tit for tat: the peers that give us the

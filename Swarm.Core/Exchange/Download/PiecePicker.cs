@@ -1,6 +1,6 @@
 using Swarm.Core.Content;
 
-namespace Swarm.Core.Exchange;
+namespace Swarm.Core.Exchange.Download;
 
 /// <summary>
 /// Chooses which new piece to start from a peer: random for the first few (so new nodes quickly have something to trade),
