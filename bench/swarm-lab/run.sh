@@ -58,11 +58,15 @@ REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 if [[ ",$SCENARIOS," == *,libtorrent,* ]]; then
     if ! /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || ! command -v opentracker >/dev/null || ! command -v mktorrent >/dev/null; then
         echo "run.sh: installing the BitTorrent baseline (apt-get install python3-libtorrent opentracker mktorrent)" >&2
-        # policy-rc.d keeps opentracker's own service from starting where systemd runs
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-libtorrent opentracker mktorrent >/dev/null \
-            || { rm -f /usr/sbin/policy-rc.d; echo "run.sh: apt-get install python3-libtorrent opentracker mktorrent failed" >&2; exit 1; }
-        rm -f /usr/sbin/policy-rc.d
+        # A policy-rc.d keeps opentracker's own service from starting where systemd runs (one already there is kept).
+        policy_rc=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; policy_rc=1
+        fi
+        rc=0
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-libtorrent opentracker mktorrent >/dev/null || rc=$?
+        [ -z "$policy_rc" ] || rm -f /usr/sbin/policy-rc.d
+        [ "$rc" = 0 ] || { echo "run.sh: apt-get install python3-libtorrent opentracker mktorrent failed" >&2; exit 1; }
     fi
 fi
 source "$REPO/bench/lab-lib.sh"
