@@ -8,6 +8,7 @@ Prints "seeding" to stdout once a --seed client's first announce has been answer
 Runs until killed, seeding, as a `swarm get` keeps serving its peers after it is done. TCP only, no DHT, LSD, UPnP or
 NAT-PMP, 8 unchoke slots (libtorrent's default is 8 too, stated so that the lab says what it compares with); peers come
 from the tracker in the torrent. Exits 1 with a message on a torrent or storage error."""
+import argparse
 import os
 import sys
 import time
@@ -16,14 +17,14 @@ import libtorrent as lt
 
 
 def main(argv):
-    seed = "--seed" in argv
-    out = None
-    if "--out" in argv:
-        out = argv[argv.index("--out") + 1]
-    positional = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or argv[i - 1] != "--out")]
-    if len(positional) != 3:
-        sys.exit(__doc__)
-    torrent, save_dir, ip = positional
+    parser = argparse.ArgumentParser(prog="lt_client.py", description="the lab's libtorrent client")
+    parser.add_argument("torrent")
+    parser.add_argument("save_dir")
+    parser.add_argument("ip")
+    parser.add_argument("--seed", action="store_true")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    torrent, save_dir, ip, seed, out = args.torrent, args.save_dir, args.ip, args.seed, args.out
     settings = {
         "listen_interfaces": f"{ip}:6881",
         "outgoing_interfaces": ip,
