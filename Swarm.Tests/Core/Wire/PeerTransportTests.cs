@@ -17,7 +17,9 @@ public sealed class PeerTransportTests
     private sealed class CapturingRelay : IAsyncDisposable
     {
         private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        private readonly MemoryStream _captured = new();
+        // One capture per direction: the two pumps interleave their chunks, so one shared stream could split a marker that
+        // spans two reads of one direction with bytes of the other.
+        private readonly List<MemoryStream> _captured = [];
         private readonly CancellationTokenSource _stop = new();
         private readonly List<Task> _pumps = [];
         private readonly Task _accept;
@@ -31,7 +33,8 @@ public sealed class PeerTransportTests
 
         public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndPoint!;
 
-        public byte[] Captured { get { lock (_captured) return _captured.ToArray(); } }
+        /// <summary>What went each way on each relayed connection.</summary>
+        public List<byte[]> Captured { get { lock (_captured) return [.. _captured.Select(c => c.ToArray())]; } }
 
         private async Task AcceptAsync(IPEndPoint target)
         {
@@ -55,13 +58,15 @@ public sealed class PeerTransportTests
         private async Task PumpAsync(Socket from, Socket to)
         {
             var buffer = new byte[64 * 1024];
+            var captured = new MemoryStream();
+            lock (_captured) _captured.Add(captured);
             try
             {
                 while (true)
                 {
                     int n = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
                     if (n == 0) break;
-                    lock (_captured) _captured.Write(buffer, 0, n);
+                    lock (_captured) captured.Write(buffer, 0, n);
                     await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
                 }
             }
@@ -84,7 +89,7 @@ public sealed class PeerTransportTests
         }
     }
 
-    private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
+    private static bool Contains(List<byte[]> haystacks, byte[] needle) => haystacks.Any(h => h.AsSpan().IndexOf(needle) >= 0);
 
     [Theory]
     [InlineData(true)]
@@ -111,7 +116,8 @@ public sealed class PeerTransportTests
         await leech.DisposeAsync();
 
         var captured = relay.Captured;
-        Assert.True(captured.Length >= payload.Length, $"the relay carried only {captured.Length} bytes");
+        long carried = captured.Sum(c => (long)c.Length);
+        Assert.True(carried >= payload.Length, $"the relay carried only {carried} bytes");
         Assert.Equal(!encrypt, Contains(captured, marker));
         // Nor does an encrypted capture hold the content id in the clear (the handshake's Hello carries it inside the encrypted channel).
         Assert.Equal(!encrypt, Contains(captured, content.Id.Value.ToArray()));
@@ -173,7 +179,7 @@ public sealed class PeerTransportTests
             while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token)) > 0) received.Write(buffer, 0, n);
         }
         Assert.Equal(70, received.Length);
-        Assert.False(Contains(received.ToArray(), seed.Id.Value.ToArray()));
+        Assert.False(Contains([received.ToArray()], seed.Id.Value.ToArray()));
         await Poll.UntilAsync(() => seed.Node.Engine.Refusals.Totals.Single(t => t.Reason == RefusalReason.SwarmKey).Count == 1, Timeout, "the refusal to be counted");
     }
 
