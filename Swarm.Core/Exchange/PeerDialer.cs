@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
 using Swarm.Core.Wire;
 
 namespace Swarm.Core.Exchange;
@@ -88,9 +89,11 @@ internal sealed class PeerDialer(SwarmEngine engine, ContentSwarm swarm, Cancell
                 if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
             }
             if (failures >= options.DialAttempts) return;
+            var backOff = TimeSpan.FromMilliseconds(500 * (1 << Math.Min(failures, 5)));
+            engine.Logger.LogDebug("peer {Peer}: {Error}; dialling again in {Seconds:0.#} s", endPoint, Errors.GetValueOrDefault(endPoint), backOff.TotalSeconds);
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(500 * (1 << Math.Min(failures, 5))), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(backOff, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

@@ -39,6 +39,7 @@ internal sealed class PeerListener : IDisposable
         {
             if (endPoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = true;
             socket.Bind(endPoint);
+            DeferAccept(socket);
             socket.Listen(512);
         }
         catch (SocketException e)
@@ -50,6 +51,27 @@ internal sealed class PeerListener : IDisposable
         engine.Track(listener.AcceptLoopAsync());
         return listener;
     }
+
+    /// <summary>
+    /// Linux's TCP_DEFER_ACCEPT: a connection reaches <see cref="Socket.AcceptAsync(CancellationToken)"/> only once its first
+    /// bytes have arrived (a dialer speaks first: the preamble), or after about <see cref="DeferSeconds"/> s of silence.
+    /// Silent connections wait in the kernel's SYN queue and take no place in the handshake pool meanwhile, so a flood
+    /// of them arrives at the pool a few per second instead of as fast as one client can reconnect, and a real dialer's
+    /// connection is accepted with its preamble already waiting — which the pool never pushes out.
+    /// </summary>
+    private static void DeferAccept(Socket socket)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        const int IpProtoTcp = 6, TcpDeferAccept = 9;
+        try { socket.SetRawSocketOption(IpProtoTcp, TcpDeferAccept, BitConverter.GetBytes(DeferSeconds)); }
+        catch (SocketException) { } // an old or unusual kernel: the pool's eviction still protects it
+    }
+
+    /// <summary>
+    /// How long the kernel holds a silent connection back at least; it rounds up to its SYN-ACK retransmissions (1, 2, 4 s
+    /// apart), so about 7 s, within which a dialer has long sent its preamble. Then the pool's deadline applies.
+    /// </summary>
+    internal const int DeferSeconds = 5;
 
     private async Task AcceptLoopAsync()
     {
