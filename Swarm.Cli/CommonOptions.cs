@@ -36,10 +36,14 @@ internal static class CommonOptions
         CustomParser = r => ParseEndPoint(r.Tokens.Count > 0 ? r.Tokens[^1].Value : defaultValue, r),
     };
 
-    public static Option<IPEndPoint[]> Bootstrap() => new("--bootstrap")
+    public static Option<BootstrapList> Bootstrap() => new("--bootstrap")
     {
-        Description = "A DHT node to join through, IP:PORT (repeatable). Not needed once the node has a saved routing table.",
-        CustomParser = r => [.. r.Tokens.Select(t => ParseEndPoint(t.Value, r))],
+        Description = "A DHT node to join through, IP:PORT or HOST:PORT (repeatable; a name is looked up at each join, every address it has). Not needed once the node has a saved routing table.",
+        CustomParser = r =>
+        {
+            try { return BootstrapList.Parse(r.Tokens.Select(t => t.Value)); }
+            catch (FormatException e) { r.AddError(e.Message); return BootstrapList.Empty; }
+        },
     };
 
     public static Option<IPEndPoint[]> Peers() => new("--peer")

@@ -34,7 +34,7 @@ internal static class DhtCommand
                     if (client != null)
                     {
                         // A node runs with this data directory: show its view rather than starting a second node.
-                        if (parse.GetValue(bootstrap) is { Length: > 0 }) Console.Error.WriteLine("swarm: dht: --bootstrap is ignored: the running node has joined already");
+                        if (parse.GetValue(bootstrap) is { Count: > 0 }) Console.Error.WriteLine("swarm: dht: --bootstrap is ignored: the running node has joined already");
                         view = await client.GetAsync<DhtView>("v1/dht", ct).ConfigureAwait(false);
                         Console.Error.WriteLine($"swarm: dht: the node running on {client.SocketPath}");
                     }
@@ -42,7 +42,7 @@ internal static class DhtCommand
                     {
                         var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), null);
                         await using var node = await LocalNode.StartAsync(dir, security.Apply(new EngineOptions()), logger,
-                            parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
+                            parse.GetValue(listen), parse.GetValue(bootstrap) ?? BootstrapList.Empty, ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                         view = DhtView.From(node.Dht!.GetStats());
                     }
                 }

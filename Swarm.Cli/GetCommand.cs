@@ -86,7 +86,7 @@ internal static class GetCommand
                     : NodeConfig.LoadOne(dir, "trusted-publishers", parse.GetValue(trusted), TrustedPublishers.Parse);
                 var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), parse.GetValue(encryption));
                 await using var node = await LocalNode.StartAsync(dir, security.Apply(options), logger,
-                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
+                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? BootstrapList.Empty, ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                 var clock = Stopwatch.StartNew();
                 var outcome = await new TaskRunner(node, new TaskRunnerContext { TrustedPublishers = trustedPublishers })
                     .RunAsync(request, new ProgressObserver(progress, redactor), ct).ConfigureAwait(false);

@@ -61,7 +61,7 @@ internal static class SeedCommand
                 using var registries = image ? Swarm.Node.Mirror.Registries.Load(parse.GetValue(registryConfig) is { } rc ? Path.GetFullPath(rc) : Path.Combine(dir, "registries.json")) : null;
                 var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), parse.GetValue(encryption));
                 await using var node = await LocalNode.StartAsync(dir, security.Apply(options), logger,
-                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? [], ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
+                    parse.GetValue(listen), parse.GetValue(bootstrap) ?? BootstrapList.Empty, ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                 using var oci = image ? new Swarm.Node.Mirror.OciContent(node, Path.Combine(dir, "mirror"), logger) : null;
                 var outcome = await new TaskRunner(node, new TaskRunnerContext { Oci = oci, Registries = registries })
                     .RunAsync(request, new ProgressObserver(progress, redactor), ct).ConfigureAwait(false);

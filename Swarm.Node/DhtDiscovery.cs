@@ -12,7 +12,7 @@ namespace Swarm.Node;
 /// <see cref="PeerUnavailableException"/> saying what was tried, and the download asks again after a back-off until its
 /// stall timeout.
 /// </summary>
-internal sealed class DhtDiscovery(DhtNode dht, Hash256 self, IReadOnlyList<IPEndPoint> bootstrap, int failedJoins)
+internal sealed class DhtDiscovery(DhtNode dht, Hash256 self, BootstrapList bootstrap, int failedJoins)
 {
     private int _joinAttempts = failedJoins; // joins that found nobody since the last lookup that reached the DHT (for the message)
     private int _rejoins; // of those, the ones made here: each waits longer for the pings
@@ -31,7 +31,7 @@ internal sealed class DhtDiscovery(DhtNode dht, Hash256 self, IReadOnlyList<IPEn
         {
             int attempt = Interlocked.Increment(ref _joinAttempts);
             int rejoin = Interlocked.Increment(ref _rejoins);
-            await dht.BootstrapAsync(bootstrap, cancellationToken, dht.Options.RpcTimeout * Math.Min(4, rejoin + 1)).ConfigureAwait(false);
+            await dht.BootstrapAsync(bootstrap.Resolve(), cancellationToken, dht.Options.RpcTimeout * Math.Min(4, rejoin + 1)).ConfigureAwait(false);
             if (dht.GetStats().RoutingTableSize == 0) throw new PeerUnavailableException(Unreached(attempt));
         }
         var search = await dht.SearchProvidersAsync(id.Value, cancellationToken).ConfigureAwait(false);
@@ -51,8 +51,8 @@ internal sealed class DhtDiscovery(DhtNode dht, Hash256 self, IReadOnlyList<IPEn
         string where = (bootstrap.Count, saved) switch
         {
             (0, _) => $"none of the {saved} contacts saved in {LocalNode.RoutingTableFile} answered",
-            (_, 0) => $"no DHT node answered at {string.Join(", ", bootstrap)}",
-            _ => $"no DHT node answered at {string.Join(", ", bootstrap)} or at the {saved} contacts saved in {LocalNode.RoutingTableFile}",
+            (_, 0) => $"no DHT node answered at {bootstrap}",
+            _ => $"no DHT node answered at {bootstrap} or at the {saved} contacts saved in {LocalNode.RoutingTableFile}",
         };
         return $"{where} ({attempts} join attempt{(attempts == 1 ? "" : "s")}); check that a swarm node runs there, or give another --bootstrap IP:PORT or --peer IP:PORT";
     }

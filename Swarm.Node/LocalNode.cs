@@ -23,7 +23,7 @@ public sealed class LocalNode : IAsyncDisposable
     private readonly DhtDiscovery? _discovery;
 
     private LocalNode(string dataDirectory, NodeKey key, ContentStore store, SwarmEngine engine, DhtNode? dht, ILogger logger,
-        IReadOnlyList<IPEndPoint> bootstrap, int failedJoins)
+        BootstrapList bootstrap, int failedJoins)
     {
         Bootstrap = bootstrap;
         _discovery = dht == null ? null : new DhtDiscovery(dht, key.NodeId, bootstrap, failedJoins);
@@ -41,7 +41,7 @@ public sealed class LocalNode : IAsyncDisposable
 
     public string DataDirectory { get; }
     /// <summary>The --bootstrap addresses this node was started with.</summary>
-    public IReadOnlyList<IPEndPoint> Bootstrap { get; }
+    public BootstrapList Bootstrap { get; }
     public NodeKey Key { get; }
     public ContentStore Store { get; }
     public SwarmEngine Engine { get; }
@@ -58,7 +58,7 @@ public sealed class LocalNode : IAsyncDisposable
     /// <paramref name="bootstrap"/>.
     /// </summary>
     public static async Task<LocalNode> StartAsync(string dataDirectory, EngineOptions options, ILogger logger, IPEndPoint? listen,
-        IReadOnlyList<IPEndPoint> bootstrap, CancellationToken cancellationToken, DhtOptions? dhtOptions = null)
+        BootstrapList bootstrap, CancellationToken cancellationToken, DhtOptions? dhtOptions = null)
     {
         Swarm.Node.DataDirectory.Create(dataDirectory); // 0700: it holds the key, and a node's task list holds credentials
         var key = NodeKey.LoadOrCreate(dataDirectory);
@@ -72,18 +72,20 @@ public sealed class LocalNode : IAsyncDisposable
             {
                 (engine, dht) = BindBoth(key, store, options, dhtOptions ?? new DhtOptions(), logger, listen);
                 dht.LoadRoutingTable(Path.Combine(dataDirectory, RoutingTableFile));
-                int size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                int size = await dht.BootstrapAsync(bootstrap.Resolve(), cancellationToken).ConfigureAwait(false);
                 attempts++;
+                if (bootstrap.Unresolved.Count > 0)
+                    logger.LogWarning("bootstrap name {Names} does not resolve yet; the node starts without it and looks it up again at its next join", string.Join(", ", bootstrap.Unresolved));
                 // Many nodes starting at once on a busy host can miss the first answers: try again briefly.
                 for (int retry = 0; size == 0 && bootstrap.Count > 0 && !dht.LastBootstrapRefused && retry < 1; retry++)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(500 * (retry + 1)), cancellationToken).ConfigureAwait(false);
-                    size = await dht.BootstrapAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                    size = await dht.BootstrapAsync(bootstrap.Resolve(), cancellationToken).ConfigureAwait(false);
                     attempts++;
                 }
                 if (size > 0) attempts = 0;
                 if (size == 0 && bootstrap.Count > 0)
-                    logger.LogWarning("no DHT node answered at {Bootstrap} yet; trying again in the background (a get keeps trying until its --stall-timeout)", string.Join(", ", bootstrap));
+                    logger.LogWarning("no DHT node answered at {Bootstrap} yet; trying again in the background (a get keeps trying until its --stall-timeout)", bootstrap);
             }
             else
             {
@@ -135,7 +137,7 @@ public sealed class LocalNode : IAsyncDisposable
         for (int attempt = 0; size == 0 && Bootstrap.Count > 0 && !Dht.LastBootstrapRefused && attempt < 3; attempt++)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(300 * (attempt + 1)), cancellationToken).ConfigureAwait(false);
-            size = await Dht.BootstrapAsync(Bootstrap, cancellationToken).ConfigureAwait(false);
+            size = await Dht.BootstrapAsync(Bootstrap.Resolve(), cancellationToken).ConfigureAwait(false);
         }
         return size;
     }

@@ -19,7 +19,7 @@ public sealed record NodeConfig
     public static readonly IReadOnlyList<(string Name, string Env, string Default, string Help)> Settings =
     [
         ("listen", "SWARM_LISTEN", "0.0.0.0:7400", "address for peers, TCP and UDP (DHT)"),
-        ("bootstrap", "SWARM_BOOTSTRAP", "", "DHT nodes to join through, IP:PORT, comma-separated"),
+        ("bootstrap", "SWARM_BOOTSTRAP", "", "DHT nodes to join through, IP:PORT or HOST:PORT (every address of the name, looked up at each join), comma-separated"),
         ("metrics", "SWARM_METRICS", "127.0.0.1:7402", "address of /metrics and /healthz, or 'off'"),
         ("mirror", "SWARM_MIRROR", "127.0.0.1:7401", "address of the OCI registry mirror for containerd, or 'off'"),
         ("upstream", "SWARM_UPSTREAM", "docker.io", "registry the mirror pulls from when a request names none (containerd sends ?ns=)"),
@@ -41,7 +41,7 @@ public sealed record NodeConfig
 
     public required string DataDirectory { get; init; }
     public required IPEndPoint Listen { get; init; }
-    public IReadOnlyList<IPEndPoint> Bootstrap { get; init; } = [];
+    public BootstrapList Bootstrap { get; init; } = BootstrapList.Empty;
     public IPEndPoint? Metrics { get; init; }
     /// <summary>The metrics address was not configured: when it is taken (another node on this host), run without.</summary>
     public bool MetricsIsDefault { get; init; }
@@ -109,7 +109,7 @@ public sealed record NodeConfig
         {
             DataDirectory = dataDirectory,
             Listen = Parse("listen", EndPoints.Parse),
-            Bootstrap = Parse("bootstrap", v => (IReadOnlyList<IPEndPoint>)[.. v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(EndPoints.Parse)]),
+            Bootstrap = Parse("bootstrap", v => BootstrapList.Parse(v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))),
             Metrics = Parse("metrics", v => v.Equals("off", StringComparison.OrdinalIgnoreCase) ? null : EndPoints.Parse(v)),
             MetricsIsDefault = Get("metrics").Source.StartsWith("default", StringComparison.Ordinal),
             Mirror = Parse("mirror", v => v.Equals("off", StringComparison.OrdinalIgnoreCase) ? null : EndPoints.Parse(v)),

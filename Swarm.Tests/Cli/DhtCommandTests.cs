@@ -48,6 +48,29 @@ public class DhtCommandTests
     }
 
     /// <summary>
+    /// A node given its bootstrap as a host name (as a DaemonSet gives a headless Service's name) joins through every
+    /// address of it: <c>localhost</c> resolves from /etc/hosts, with no DNS query leaving the machine.
+    /// </summary>
+    [Fact]
+    public async Task ANodeJoinsThroughABootstrapHostName()
+    {
+        using var dir = new TempDirectory();
+        string source = dir.WriteRandomFile("f.bin", 1024 * 1024 + 3);
+        int seedPort = FreePort.Get(), nodePort = FreePort.Get();
+        await using var seed = SwarmProcess.Start("seed", source, "--data-dir", dir.Combine("seed"), "--listen", $"127.0.0.1:{seedPort}");
+        string id = await seed.WaitForStdoutLineAsync(l => l.StartsWith("swarm://", StringComparison.Ordinal), ProcessTimeout);
+        await using var node = SwarmProcess.Start("node", "--data-dir", dir.Combine("node"), "--listen", $"127.0.0.1:{nodePort}", "--bootstrap", $"localhost:{seedPort}",
+            "--metrics", "off", "--mirror", "off");
+        await Poll.UntilAsync(() => node.Stderr.Contains("listening on", StringComparison.Ordinal) || node.HasExited, ProcessTimeout, "node start");
+        Assert.False(node.HasExited, node.ToString());
+        // The get knows only the node; the node knows the seed only by the name.
+        await using var get = await SwarmProcess.RunAsync(ProcessTimeout, "get", id, "-o", dir.Combine("out.bin"), "--data-dir", dir.Combine("getter"),
+            "--bootstrap", $"127.0.0.1:{nodePort}", "--listen", "127.0.0.1:0");
+        Assert.True(get.ExitCode == 0, get.ToString());
+        Assert.Equal(File.ReadAllBytes(source), File.ReadAllBytes(dir.Combine("out.bin")));
+    }
+
+    /// <summary>
     /// The README's multi-host example on one host, every node listening on all addresses as the defaults do: a seed
     /// started alone (its first announce is stored nowhere), a node joining through it, and a get through that node (or
     /// straight through the seed) finds the content at once, not after the seed's re-announce 10 minutes later.
