@@ -31,9 +31,13 @@ internal static class ContainerdConfigCommand
         {
             Description = "Write DIR/<registry>/hosts.toml instead of printing it (containerd's config_path, usually /etc/containerd/certs.d).",
         };
+        var remove = new Option<bool>("--remove")
+        {
+            Description = "With --write: delete the hosts.toml files this command wrote for the registries (files without its header are left alone), e.g. on uninstall.",
+        };
         var command = new Command("containerd-config", "Print (or write with --write) the hosts.toml that points containerd at this host's Swarm node for pulls of a registry.")
         {
-            registries, mirror, server, dialTimeout, write,
+            registries, mirror, server, dialTimeout, write, remove,
         };
         command.SetAction(parse =>
         {
@@ -47,10 +51,15 @@ internal static class ContainerdConfigCommand
                 string? serverText = parse.GetValue(server);
                 if (serverText != null && names.Length != 1) throw new UsageException("--server needs exactly one --registry");
                 string? dir = parse.GetValue(write);
+                if (parse.GetValue(remove))
+                {
+                    if (dir == null) throw new UsageException("--remove needs --write DIR (the directory the files were written to)");
+                    foreach (var name in names) Remove(Path.Combine(Path.GetFullPath(dir), CheckedName(name)));
+                    return ExitCodes.Ok;
+                }
                 foreach (var name in names)
                 {
-                    if (name.Length == 0 || name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsWhiteSpace))
-                        throw new UsageException($"--registry '{name}' is not a registry host (e.g. docker.io or registry.example.com:5000)");
+                    CheckedName(name);
                     var serverUrl = serverText != null ? ParseHttpUrl(serverText, "--server") : DefaultServer(name);
                     string toml = HostsToml(name, serverUrl, mirrorUrl, timeout);
                     if (dir == null)
@@ -84,6 +93,34 @@ internal static class ContainerdConfigCommand
         return command;
     }
 
+    private static string CheckedName(string name) =>
+        name.Length == 0 || name.Contains('/', StringComparison.Ordinal) || name.Contains('\\', StringComparison.Ordinal) || name is "." or ".." || name.Any(char.IsWhiteSpace)
+            ? throw new UsageException($"--registry '{name}' is not a registry host (e.g. docker.io or registry.example.com:5000)")
+            : name;
+
+    /// <summary>Deletes DIR/hosts.toml when this command wrote it (its first line is our header), then DIR if it is empty.</summary>
+    private static void Remove(string directory)
+    {
+        string file = Path.Combine(directory, "hosts.toml");
+        if (!File.Exists(file))
+        {
+            Console.Error.WriteLine($"swarm: {file} is not there: nothing to remove");
+            return;
+        }
+        string first;
+        using (var reader = new StreamReader(file)) first = reader.ReadLine() ?? "";
+        if (!first.StartsWith(Header, StringComparison.Ordinal))
+        {
+            Console.Error.WriteLine($"swarm: left {file} alone: 'swarm containerd-config' did not write it");
+            return;
+        }
+        File.Delete(file);
+        Console.Error.WriteLine($"swarm: removed {file}");
+        if (!Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
+    }
+
+    private const string Header = "# Written by 'swarm containerd-config'";
+
     private static Uri ParseHttpUrl(string text, string option) =>
         Uri.TryCreate(text, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps)
             ? u : throw new UsageException($"{option} '{text}' is not an http(s) URL");
@@ -100,7 +137,7 @@ internal static class ContainerdConfigCommand
     public static string HostsToml(string registry, Uri server, Uri mirror, string dialTimeout)
     {
         var b = new StringBuilder();
-        b.Append("# Written by 'swarm containerd-config': pulls of ").Append(registry).Append(" go through the local Swarm node's registry mirror,\n");
+        b.Append(Header).Append(": pulls of ").Append(registry).Append(" go through the local Swarm node's registry mirror,\n");
         b.Append("# which serves blobs from the swarm and resolves tags at the registry. If the node does not answer within the\n");
         b.Append("# dial timeout, or answers 404, containerd pulls from the server below itself.\n");
         b.Append("server = \"").Append(server.GetLeftPart(UriPartial.Authority)).Append("\"\n\n");

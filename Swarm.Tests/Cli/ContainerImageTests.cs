@@ -209,6 +209,31 @@ public class ContainerImageTests
     }
 
     [Fact]
+    public async Task ContainerdConfigRemoveDeletesOnlyTheFilesItWrote()
+    {
+        using var dir = new TempDirectory();
+        string certs = dir.Combine("certs.d");
+        await using (var write = await SwarmProcess.RunAsync(Timeout, "containerd-config", "--registry", "docker.io", "--registry", "ghcr.io", "--write", certs))
+            Assert.True(write.ExitCode == 0, write.ToString());
+        // An operator's own file for another registry, and one of ours that the operator replaced.
+        Directory.CreateDirectory(Path.Combine(certs, "quay.io"));
+        File.WriteAllText(Path.Combine(certs, "quay.io", "hosts.toml"), "server = \"https://quay.io\"\n");
+        File.WriteAllText(Path.Combine(certs, "ghcr.io", "hosts.toml"), "# mine\nserver = \"https://ghcr.io\"\n");
+
+        await using var remove = await SwarmProcess.RunAsync(Timeout, "containerd-config", "--remove", "--registry", "docker.io", "--registry", "ghcr.io",
+            "--registry", "quay.io", "--registry", "registry.k8s.io", "--write", certs);
+        Assert.True(remove.ExitCode == 0, remove.ToString());
+        Assert.False(Directory.Exists(Path.Combine(certs, "docker.io")), remove.ToString()); // ours: gone, with its empty directory
+        Assert.True(File.Exists(Path.Combine(certs, "ghcr.io", "hosts.toml")), remove.ToString());
+        Assert.True(File.Exists(Path.Combine(certs, "quay.io", "hosts.toml")), remove.ToString());
+        Assert.Contains("left", remove.Stderr, StringComparison.Ordinal);
+
+        await using var noDir = await SwarmProcess.RunAsync(Timeout, "containerd-config", "--remove", "--registry", "docker.io");
+        Assert.Equal(1, noDir.ExitCode);
+        Assert.Contains("--remove needs --write", noDir.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ABlobStreamsToTheClientWhileTheUpstreamIsStillSendingIt()
     {
         using var dir = new TempDirectory();
