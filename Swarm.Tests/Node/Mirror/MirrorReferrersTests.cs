@@ -19,7 +19,8 @@ namespace Swarm.Tests.Node.Mirror;
 /// (docker-registry 2.8 does not implement it): a Bearer token dance on every /v2/ request but <c>/v2/</c> itself, a
 /// subject manifest, a signature and an SBOM that refer to it, their referrers index (filtered by
 /// <c>artifactType</c> with <c>OCI-Filters-Applied</c>), an empty index for any other subject, NAME_UNKNOWN for other
-/// repositories. Records every request.
+/// repositories. Private (Basic credentials given): the token service hands out the token for those credentials only.
+/// Records every request.
 /// </summary>
 internal sealed class ReferrersUpstream : IAsyncDisposable
 {
@@ -32,6 +33,7 @@ internal sealed class ReferrersUpstream : IAsyncDisposable
     private const string Empty = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
     private readonly WebApplication _app;
+    private readonly string? _basic;
     private readonly ConcurrentQueue<(string Method, string PathAndQuery, string Authorization)> _seen = new();
     private bool _stopped;
 
@@ -47,9 +49,10 @@ internal sealed class ReferrersUpstream : IAsyncDisposable
     public string Host => $"127.0.0.1:{Port}";
     public IReadOnlyList<(string Method, string PathAndQuery, string Authorization)> Seen => _seen.ToArray();
 
-    private ReferrersUpstream(WebApplication app)
+    private ReferrersUpstream(WebApplication app, string? basic)
     {
         _app = app;
+        _basic = basic;
         Subject = Encoding.UTF8.GetBytes($"{{\"schemaVersion\":2,\"mediaType\":\"{ManifestType}\",\"config\":{Descriptor("application/vnd.oci.image.config.v1+json", "sha256:" + new string('c', 64), 1234)},\"layers\":[]}}");
         Signature = Artifact(SignatureType, "signature");
         Sbom = Artifact(SbomType, "sbom");
@@ -68,13 +71,14 @@ internal sealed class ReferrersUpstream : IAsyncDisposable
     private static string Entry(byte[] manifest, string artifactType, string key, string value) =>
         $"{{\"mediaType\":\"{ManifestType}\",\"digest\":\"{OciImage.Digest(manifest)}\",\"size\":{manifest.Length},\"artifactType\":\"{artifactType}\",\"annotations\":{{\"org.example.{key}\":\"{value}\"}}}}";
 
-    public static async Task<ReferrersUpstream> StartAsync()
+    /// <summary>Starts the registry; with <paramref name="basic"/> (an Authorization header value) it is private.</summary>
+    public static async Task<ReferrersUpstream> StartAsync(string? basic = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         var app = builder.Build();
-        var upstream = new ReferrersUpstream(app);
+        var upstream = new ReferrersUpstream(app, basic);
         app.Run(upstream.HandleAsync);
         await app.StartAsync(TestContext.Current.CancellationToken);
         upstream.Port = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single()).Port;
@@ -88,6 +92,11 @@ internal sealed class ReferrersUpstream : IAsyncDisposable
         _seen.Enqueue((request.Method, path + request.QueryString.Value, request.Headers.Authorization.ToString()));
         if (path == "/token")
         {
+            if (_basic != null && request.Headers.Authorization.ToString() != _basic)
+            {
+                response.StatusCode = 401;
+                return;
+            }
             response.ContentType = "application/json";
             await response.WriteAsync($"{{\"token\":\"{Token}\",\"expires_in\":300}}");
             return;
@@ -288,6 +297,57 @@ public sealed class MirrorReferrersTests(RegistryMirrorFixture lab) : IClassFixt
             Assert.Equal(HttpStatusCode.NotFound, never.StatusCode);
             Assert.Equal("MANIFEST_UNKNOWN", await ErrorCodeAsync(never));
         }
+        AssertNodeHealthy();
+    }
+
+    /// <summary>Starts <c>swarm node</c> whose registries.json holds credentials for <paramref name="registry"/>; returns it and its mirror's URL.</summary>
+    private static async Task<(SwarmProcess Node, string MirrorUrl)> StartNodeWithCredentialsAsync(TempDirectory dir, string registry, string user, string password)
+    {
+        string config = dir.Combine("registries.json");
+        File.WriteAllText(config, JsonSerializer.Serialize(new Dictionary<string, object> { [registry] = new Dictionary<string, string> { ["username"] = user, ["password"] = password } }));
+        for (int attempt = 0; ; attempt++)
+        {
+            int mirror = FreePort.Get();
+            var node = SwarmProcess.Start(["node", "--data-dir", dir.Combine("node"), "--listen", "127.0.0.1:0", "--mirror", $"127.0.0.1:{mirror}",
+                "--metrics", "off", "--upstream", registry, "--registry-config", config]);
+            try
+            {
+                await Poll.UntilAsync(() => node.Stderr.Contains("ready: control socket", StringComparison.Ordinal) || node.HasExited, RegistryMirrorFixture.Timeout, "the node to start");
+            }
+            catch
+            {
+                await node.DisposeAsync();
+                throw;
+            }
+            if (!node.HasExited) return (node, $"http://127.0.0.1:{mirror}");
+            string output = node.ToString();
+            await node.DisposeAsync();
+            if (attempt == 2) throw new InvalidOperationException($"the node exited at start: {output}");
+        }
+    }
+
+    [Fact]
+    public async Task ThePrivateReferrersOfARegistryComeWithTheCredentialsOfRegistriesJsonOnly()
+    {
+        const string User = "ci-bot", Password = "referrers password";
+        string basic = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{User}:{Password}"));
+        await using var upstream = await ReferrersUpstream.StartAsync(basic);
+        using var dir = new TempDirectory();
+        var (node, mirrorUrl) = await StartNodeWithCredentialsAsync(dir, upstream.Host, User, Password);
+        await using (node)
+        {
+            // No ?ns=: the registry is this node's --upstream, and registries.json names it.
+            using (var all = await GetAsync($"{mirrorUrl}/v2/{ReferrersUpstream.Repository}/referrers/{upstream.SubjectDigest}"))
+                await AssertIndexAsync(all, upstream.AllReferrers, filtered: false);
+            Assert.Contains(upstream.Seen, s => s.PathAndQuery.StartsWith("/token?", StringComparison.Ordinal) && s.Authorization == basic);
+            Assert.DoesNotContain("fail:", node.Stderr, StringComparison.Ordinal);
+        }
+        // The shared node has no credentials for it: the token service refuses, and so does the mirror, quickly.
+        var clock = Stopwatch.StartNew();
+        using var anonymous = await GetAsync($"{lab.MirrorUrl}/v2/{ReferrersUpstream.Repository}/referrers/{upstream.SubjectDigest}?ns={Uri.EscapeDataString(upstream.Host)}");
+        Assert.True(clock.Elapsed < Quick, $"the refusal took {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.Equal(HttpStatusCode.NotFound, anonymous.StatusCode);
+        Assert.Equal("DENIED", await ErrorCodeAsync(anonymous));
         AssertNodeHealthy();
     }
 
