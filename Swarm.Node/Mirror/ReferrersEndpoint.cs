@@ -96,7 +96,7 @@ internal sealed partial class ReferrersEndpoint(OciContent oci, ILogger logger)
     private static string ForwardedQuery(IQueryCollection query)
     {
         var text = new StringBuilder();
-        foreach (var (key, values) in query.Where(q => q.Key != "ns").OrderBy(q => q.Key, StringComparer.Ordinal))
+        foreach (var (key, values) in query.Where(q => !q.Key.Equals("ns", StringComparison.OrdinalIgnoreCase)).OrderBy(q => q.Key, StringComparer.Ordinal))
             foreach (var value in values)
                 text.Append(text.Length == 0 ? '?' : '&').Append(Uri.EscapeDataString(key)).Append('=').Append(Uri.EscapeDataString(value ?? ""));
         return text.ToString();
