@@ -7,12 +7,6 @@ using Swarm.Core.Sources;
 namespace Swarm.Node.Mirror;
 
 /// <summary>
-/// A referrers answer as the upstream gave it: the image index's bytes, its <c>OCI-Filters-Applied</c> and <c>Link</c>
-/// headers, and when this node received it.
-/// </summary>
-internal sealed record ReferrersIndex(byte[] Body, string? FiltersApplied, string? Link, DateTime FetchedAt);
-
-/// <summary>
 /// This node's own last referrers answer for each registry, repository, subject digest and query (one file each),
 /// used only when the upstream cannot be reached — the rule of <see cref="TagResolutions"/>: the list is not
 /// content-addressed by the subject, so a peer's copy could not be checked and is never used.

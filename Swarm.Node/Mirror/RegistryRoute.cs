@@ -3,17 +3,6 @@ using Swarm.Core.Sources;
 
 namespace Swarm.Node.Mirror;
 
-/// <summary>Which endpoint of the distribution API a path under <c>/v2/</c> names.</summary>
-internal enum RegistryEndpoint
-{
-    /// <summary>Nothing this mirror serves.</summary>
-    None,
-    Manifests,
-    Blobs,
-    Referrers,
-    TagList,
-}
-
 /// <summary>
 /// A path under <c>/v2/</c> split into endpoint, repository name and reference (tag or digest), plus what the
 /// distribution spec says about each part: pulls of a name, tag or digest that cannot exist answer 404 (its endpoint
