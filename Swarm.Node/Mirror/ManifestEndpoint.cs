@@ -28,8 +28,7 @@ internal sealed class ManifestEndpoint(OciContent oci, ILogger logger)
                 await RegistryError.WriteAsync(context, 404, "NAME_UNKNOWN", $"{upstream.Registry} answered {(int)answer.StatusCode} for the tags of {name}").ConfigureAwait(false);
                 return;
             }
-            byte[] body = await answer.Content.ReadAsByteArrayAsync(context.RequestAborted).ConfigureAwait(false);
-            if (body.Length > Oci.MaxManifestBytes * 4) throw new RegistryException(RegistryFailure.Invalid, $"{upstream.Registry} sent a tag list of {body.Length:N0} bytes");
+            byte[] body = await UpstreamBody.ReadAsync(answer, upstream, Oci.MaxManifestBytes * 4, $"the tag list of {name}", context.RequestAborted).ConfigureAwait(false);
             context.Response.ContentType = "application/json";
             if (answer.Headers.TryGetValues("Link", out var link)) context.Response.Headers["Link"] = link.ToArray();
             context.Response.ContentLength = body.Length;

@@ -14,8 +14,9 @@ namespace Swarm.Node.Mirror;
 /// alone (so the same layer pulled from two registries or repositories is one swarm), its pointer record names the
 /// content that an ingester read from a registry, and every fetched content is checked against the digest before this
 /// node remembers it, serves it again or lets its last bytes out. Also keeps this node's own last resolution of each
-/// tag, used only when the upstream cannot be reached. This type runs the fetches; <see cref="LocalDigests"/> knows the
-/// local copies, <see cref="DigestPointers"/> publishes what this node holds, <see cref="TagResolutions"/> keeps the tags.
+/// tag and referrers list, used only when the upstream cannot be reached. This type runs the fetches; <see cref="LocalDigests"/>
+/// knows the local copies, <see cref="DigestPointers"/> publishes what this node holds, <see cref="TagResolutions"/> keeps
+/// the tags and <see cref="ReferrersIndexes"/> the referrers lists.
 /// </summary>
 public sealed class OciContent : IDisposable
 {
@@ -24,6 +25,7 @@ public sealed class OciContent : IDisposable
     private readonly LocalDigests _local;
     private readonly DigestPointers _pointers;
     private readonly TagResolutions _tags;
+    private readonly ReferrersIndexes _referrers;
     private readonly ConcurrentDictionary<string, BlobFetch> _fetches = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTime> _published = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
@@ -36,6 +38,8 @@ public sealed class OciContent : IDisposable
         _fromOrigin = fromOrigin ?? (_ => { });
         Directory.CreateDirectory(Path.Combine(directory, "tags"));
         _tags = new TagResolutions(Path.Combine(directory, "tags"), logger);
+        Directory.CreateDirectory(Path.Combine(directory, "referrers"));
+        _referrers = new ReferrersIndexes(Path.Combine(directory, "referrers"), logger);
         _local = new LocalDigests(node, directory, logger);
         _pointers = new DigestPointers(node, _local, logger);
         var stop = _stop.Token;
@@ -221,6 +225,14 @@ public sealed class OciContent : IDisposable
 
     /// <summary>What this node itself last resolved the tag to (never a peer's answer), or null.</summary>
     public RegistryManifest? LastResolution(string registry, string repository, string tag) => _tags.Last(registry, repository, tag);
+
+    /// <summary>Saves the referrers answer this node itself received from the upstream.</summary>
+    internal void SaveReferrers(string registry, string repository, string subject, string query, ReferrersIndex index) =>
+        _referrers.Save(registry, repository, subject, query, index);
+
+    /// <summary>The referrers answer this node itself last received for the query (never a peer's), or null.</summary>
+    internal ReferrersIndex? LastReferrers(string registry, string repository, string subject, string query) =>
+        _referrers.Last(registry, repository, subject, query);
 
     public void Dispose()
     {

@@ -7,10 +7,11 @@ namespace Swarm.Node.Mirror;
 /// <summary>
 /// The pull side of the OCI distribution API for containerd, skopeo and docker on this host: <c>/v2/</c>, manifests by
 /// tag (resolved at the upstream every time; this node's own last resolution only when the upstream is unreachable) and
-/// by digest, blobs by digest (through the swarm, served as they stream in), HEAD, single byte ranges, and containerd's
-/// <c>?ns=REGISTRY</c>. Anything neither the swarm nor the upstream can serve gets a quick 404 so the client moves on to
-/// its next host. This type routes and checks requests; <see cref="ManifestEndpoint"/> and <see cref="BlobEndpoint"/>
-/// answer them, after <see cref="UpstreamPermission"/> agreed for anything by digest.
+/// by digest, blobs by digest (through the swarm, served as they stream in), HEAD, single byte ranges, the referrers API
+/// (passed through from the upstream) and containerd's <c>?ns=REGISTRY</c>. Anything neither the swarm nor the upstream
+/// can serve, or that cannot exist, gets a quick 404 so the client moves on to its next host. This type routes and checks
+/// requests (<see cref="RegistryRoute"/>); <see cref="ManifestEndpoint"/>, <see cref="BlobEndpoint"/> and
+/// <see cref="ReferrersEndpoint"/> answer them, after <see cref="UpstreamPermission"/> agreed for anything by digest.
 /// </summary>
 public sealed class RegistryMirror
 {
@@ -20,6 +21,7 @@ public sealed class RegistryMirror
     private readonly UpstreamPermission _permission;
     private readonly ManifestEndpoint _manifests;
     private readonly BlobEndpoint _blobs;
+    private readonly ReferrersEndpoint _referrers;
 
     public RegistryMirror(LocalNode node, OciContent content, Registries registries, string defaultUpstream, ILogger logger)
     {
@@ -28,6 +30,7 @@ public sealed class RegistryMirror
         _permission = new UpstreamPermission(content);
         _manifests = new ManifestEndpoint(content, logger);
         _blobs = new BlobEndpoint(node, content, _counters, logger);
+        _referrers = new ReferrersEndpoint(content, logger);
     }
 
     /// <summary>How long to wait for the first bytes of a blob or a manifest by digest (from the swarm or the upstream) before answering 404.</summary>
@@ -91,62 +94,49 @@ public sealed class RegistryMirror
         response.Headers["Docker-Distribution-API-Version"] = "registry/2.0";
         var request = context.Request;
         bool head = HttpMethods.IsHead(request.Method);
-        if (!head && !HttpMethods.IsGet(request.Method))
-        {
-            await RegistryError.WriteAsync(context, 405, "UNSUPPORTED", $"this mirror serves pulls only (GET and HEAD), not {request.Method}").ConfigureAwait(false);
-            return;
-        }
+        bool read = head || HttpMethods.IsGet(request.Method);
         string path = request.Path.Value ?? "";
-        if (path is "/v2" or "/v2/")
+        if (read && path is "/v2" or "/v2/")
         {
             response.ContentType = "application/json";
             if (!head) await response.WriteAsync("{}").ConfigureAwait(false);
             return;
         }
-        if (!path.StartsWith("/v2/", StringComparison.Ordinal))
+        var route = path.StartsWith("/v2/", StringComparison.Ordinal) ? RegistryRoute.Parse(path[4..]) : null;
+        if (!read)
+        {
+            await RefuseWriteAsync(context, route).ConfigureAwait(false);
+            return;
+        }
+        if (route == null)
         {
             await RegistryError.WriteAsync(context, 404, "UNSUPPORTED", "not an OCI distribution path (/v2/...)").ConfigureAwait(false);
             return;
         }
-        string rest = path[4..];
-        if (rest.EndsWith("/tags/list", StringComparison.Ordinal))
+        switch (route.Endpoint)
         {
-            await TagListAsync(context, rest[..^"/tags/list".Length], head).ConfigureAwait(false);
+            case RegistryEndpoint.TagList:
+                await TagListAsync(context, route, head).ConfigureAwait(false);
+                return;
+            case RegistryEndpoint.Referrers:
+                await ReferrersAsync(context, route, head).ConfigureAwait(false);
+                return;
+            case RegistryEndpoint.None:
+                await RegistryError.WriteAsync(context, 404, "UNSUPPORTED",
+                    "this mirror serves /v2/<name>/manifests/<reference>, /v2/<name>/blobs/<digest>, /v2/<name>/referrers/<digest> and /v2/<name>/tags/list only").ConfigureAwait(false);
+                return;
+        }
+        bool isManifest = route.Endpoint == RegistryEndpoint.Manifests;
+        string unknown = isManifest ? "MANIFEST_UNKNOWN" : "BLOB_UNKNOWN";
+        // The spec lists 404 as the only failure of GET/HEAD of manifests and blobs: what cannot exist is not found.
+        if (!route.ValidName)
+        {
+            await RegistryError.WriteAsync(context, 404, "NAME_UNKNOWN", route.InvalidName + ", so no registry has it").ConfigureAwait(false);
             return;
         }
-        int m = rest.LastIndexOf("/manifests/", StringComparison.Ordinal);
-        int b = rest.LastIndexOf("/blobs/", StringComparison.Ordinal);
-        bool isManifest = m > b;
-        int cut = Math.Max(m, b);
-        if (cut <= 0)
+        if (route.Unservable() is { } why)
         {
-            await RegistryError.WriteAsync(context, 404, "UNSUPPORTED", "this mirror serves /v2/<name>/manifests/<reference> and /v2/<name>/blobs/<digest> only").ConfigureAwait(false);
-            return;
-        }
-        string name = rest[..cut];
-        string reference = rest[(cut + (isManifest ? "/manifests/".Length : "/blobs/".Length))..];
-        if (!Oci.IsValidName(name))
-        {
-            await RegistryError.WriteAsync(context, 400, "NAME_INVALID", $"'{name}' is not a valid repository name").ConfigureAwait(false);
-            return;
-        }
-        bool byDigest = reference.Contains(':', StringComparison.Ordinal);
-        if (byDigest && !Oci.IsSha256Digest(reference))
-        {
-            bool wellFormed = Oci.LooksLikeDigest(reference);
-            await RegistryError.WriteAsync(context, 400, "DIGEST_INVALID", wellFormed
-                ? $"'{reference}': only sha256 digests are supported"
-                : $"'{reference}' is not a digest (sha256: and 64 lowercase hex digits)").ConfigureAwait(false);
-            return;
-        }
-        if (!isManifest && !byDigest)
-        {
-            await RegistryError.WriteAsync(context, 400, "DIGEST_INVALID", $"'{reference}' is not a digest: blobs are fetched by digest").ConfigureAwait(false);
-            return;
-        }
-        if (isManifest && !byDigest && !Oci.IsValidTag(reference))
-        {
-            await RegistryError.WriteAsync(context, 400, "TAG_INVALID", $"'{reference}' is not a valid tag").ConfigureAwait(false);
+            await RegistryError.WriteAsync(context, 404, unknown, why).ConfigureAwait(false);
             return;
         }
         if (await RegistryOrRefuseAsync(context).ConfigureAwait(false) is not { } registry) return;
@@ -154,8 +144,55 @@ public sealed class RegistryMirror
         _counters.Request(isManifest);
         try
         {
-            if (isManifest && !byDigest) await _manifests.ByTagAsync(context, upstream, name, reference, head).ConfigureAwait(false);
-            else await ByDigestAsync(context, upstream, name, reference, isManifest, head).ConfigureAwait(false);
+            if (isManifest && !route.ByDigest) await _manifests.ByTagAsync(context, upstream, route.Name, route.Reference, head).ConfigureAwait(false);
+            else await ByDigestAsync(context, upstream, route.Name, route.Reference, isManifest, head).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // the client went away
+        }
+    }
+
+    /// <summary>
+    /// Pushes and deletes: 405, except that a malformed name or digest in the path gets the 400 the spec asks of a push
+    /// with an invalid digest (<c>PUT …/manifests/sha256:totallywrong</c>), whatever the method.
+    /// </summary>
+    private static async Task RefuseWriteAsync(HttpContext context, RegistryRoute? route)
+    {
+        if (route is { Endpoint: RegistryEndpoint.Manifests or RegistryEndpoint.Blobs } && !route.IsUpload)
+        {
+            if (!route.ValidName)
+            {
+                await RegistryError.WriteAsync(context, 400, "NAME_INVALID", route.InvalidName).ConfigureAwait(false);
+                return;
+            }
+            if (route.ByDigest && route.MalformedDigest() is { } malformed)
+            {
+                await RegistryError.WriteAsync(context, 400, "DIGEST_INVALID", malformed).ConfigureAwait(false);
+                return;
+            }
+        }
+        await RegistryError.WriteAsync(context, 405, "UNSUPPORTED", $"this mirror serves pulls only (GET and HEAD), not {context.Request.Method}").ConfigureAwait(false);
+    }
+
+    /// <summary>The referrers of a digest, from the upstream: 400 for a malformed name or digest, as the spec says.</summary>
+    private async Task ReferrersAsync(HttpContext context, RegistryRoute route, bool head)
+    {
+        if (!route.ValidName)
+        {
+            await RegistryError.WriteAsync(context, 400, "NAME_INVALID", route.InvalidName).ConfigureAwait(false);
+            return;
+        }
+        if (route.MalformedDigest() is { } malformed)
+        {
+            await RegistryError.WriteAsync(context, 400, "DIGEST_INVALID", malformed).ConfigureAwait(false);
+            return;
+        }
+        if (await RegistryOrRefuseAsync(context).ConfigureAwait(false) is not { } registry) return;
+        _counters.Request(manifest: true);
+        try
+        {
+            await _referrers.ServeAsync(context, _registries.Client(registry), route.Name, route.Reference, head).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -164,15 +201,15 @@ public sealed class RegistryMirror
     }
 
     /// <summary>The tag list of a repository, from the upstream.</summary>
-    private async Task TagListAsync(HttpContext context, string name, bool head)
+    private async Task TagListAsync(HttpContext context, RegistryRoute route, bool head)
     {
-        if (!Oci.IsValidName(name))
+        if (!route.ValidName)
         {
-            await RegistryError.WriteAsync(context, 400, "NAME_INVALID", $"'{name}' is not a valid repository name").ConfigureAwait(false);
+            await RegistryError.WriteAsync(context, 404, "NAME_UNKNOWN", route.InvalidName + ", so no registry has it").ConfigureAwait(false);
             return;
         }
         if (await RegistryOrRefuseAsync(context).ConfigureAwait(false) is not { } registry) return;
-        await ManifestEndpoint.TagListAsync(context, _registries.Client(registry), name, head).ConfigureAwait(false);
+        await ManifestEndpoint.TagListAsync(context, _registries.Client(registry), route.Name, head).ConfigureAwait(false);
     }
 
     /// <summary>A manifest or blob by digest: only when the upstream lets this node read it (see <see cref="UpstreamPermission"/>).</summary>
