@@ -72,6 +72,8 @@ def podman_args(c):
         vol = mounts[m["name"]]
         if "hostPath" in vol: src = os.path.join(sys.argv[2], host_dirs[vol["hostPath"]["path"]])
         elif "secret" in vol: src = os.path.join(sys.argv[2], "registries")   # the optional Secret, absent: empty
+        elif "emptyDir" in vol:
+            out += ["--tmpfs", m["mountPath"]]; continue
         else: raise SystemExit(f"volume {m['name']}: not understood here")
         out += ["--volume", f"{src}:{m['mountPath']}" + (":ro" if m.get("readOnly") else "")]
     sc = c.get("securityContext", {})
