@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Swarm.Core.Content;
@@ -43,7 +44,13 @@ public static class NodeHost
         // After NodeRuntime, which makes the data directory: the output socket lives in it.
         builder.Services.AddSingleton(sp => new HandedOutputs(HandedOutputs.SocketPath(config.DataDirectory), sp.GetRequiredService<ILogger<HandedOutputs>>(), TimeProvider.System));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HandedOutputs>());
-        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.Services.AddHostedService<ReadyReport>();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        // With NOTIFY_SOCKET set (systemd Type=notify, podman --sdnotify): READY=1 on that socket once the host
+        // has started (after ReadyReport), STOPPING=1 when it begins to stop, SIGTERM as the stop signal. Where SYSTEMD_EXEC_PID
+        // names this process, log lines take journald's form (a <N> priority prefix, no timestamp of our own: journald adds
+        // one); anywhere else nothing changes. After the console logger, whose formatter this replaces under systemd.
+        builder.Host.UseSystemd();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenUnixSocket(config.ControlSocket);
@@ -51,18 +58,6 @@ public static class NodeHost
             if (config.Mirror != null) k.Listen(config.Mirror);
         });
         var app = builder.Build();
-        app.Lifetime.ApplicationStarted.Register(() =>
-        {
-            try
-            {
-                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(config.ControlSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-            catch (IOException) { }
-            // Only now do the control socket and the metrics address accept requests.
-            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Swarm.Node.NodeHost")
-                .LogInformation("ready: control socket {Socket}; metrics {Metrics}; registry mirror {Mirror}", config.ControlSocket,
-                    config.Metrics?.ToString() ?? "off", config.Mirror?.ToString() ?? "off");
-        });
         app.Lifetime.ApplicationStopped.Register(() =>
         {
             try { File.Delete(config.ControlSocket); } catch (IOException) { }
