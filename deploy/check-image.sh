@@ -103,7 +103,9 @@ run_container() { # $1: init or node; the rest: extra podman options
     read_args "$WORK/$which.opts" opts
     read_args "$WORK/$which.cmd" cmd
     [[ $(cat "$WORK/$which.image") == "$IMAGE" ]] || log "the DaemonSet names $(cat "$WORK/$which.image"); running $IMAGE, built here"
-    podman run --network host "${opts[@]}" "$@" "$IMAGE" "${cmd[@]}"
+    # Limits below this shell's own: podman's defaults raise RLIMIT_NOFILE and RLIMIT_NPROC, which a sandboxed machine
+    # refuses (runc: "error setting rlimit ... operation not permitted"); a kubelet's containers get containerd's.
+    podman run --network host --ulimit nofile=16384:16384 --ulimit nproc=4096:4096 "${opts[@]}" "$@" "$IMAGE" "${cmd[@]}"
 }
 
 log "init container (containerd-config) as the DaemonSet runs it"
