@@ -44,6 +44,7 @@ public static class NodeHost
         builder.Services.AddSingleton(sp => new HandedOutputs(HandedOutputs.SocketPath(config.DataDirectory), sp.GetRequiredService<ILogger<HandedOutputs>>(), TimeProvider.System));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HandedOutputs>());
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        NodeTelemetry.Add(builder, config);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenUnixSocket(config.ControlSocket);
@@ -113,7 +114,7 @@ public static class NodeHost
         });
 
         app.MapGet("/healthz", (NodeRuntime r) => r.Node.EndPoint != null ? Results.Text("ok\n") : Results.Text("starting\n", statusCode: 503));
-        app.MapGet("/metrics", (NodeRuntime r, StoreJanitor j) => Results.Text(Metrics.Render(r, j), "text/plain; version=0.0.4; charset=utf-8"));
+        NodeTelemetry.MapMetrics(app);
 
         app.MapGet("/v1/status", (NodeRuntime r) =>
         {

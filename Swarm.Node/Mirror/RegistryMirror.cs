@@ -20,6 +20,7 @@ public sealed class RegistryMirror
     private readonly UpstreamPermission _permission;
     private readonly ManifestEndpoint _manifests;
     private readonly BlobEndpoint _blobs;
+    private IReadOnlySet<string>? _known; // registries that are metric labels of their own
 
     public RegistryMirror(LocalNode node, OciContent content, Registries registries, string defaultUpstream, ILogger logger)
     {
@@ -75,6 +76,7 @@ public sealed class RegistryMirror
 
     public async Task HandleAsync(HttpContext context)
     {
+        using var observed = MirrorObservation.Start(context);
         try
         {
             await HandleCoreAsync(context).ConfigureAwait(false);
@@ -152,6 +154,7 @@ public sealed class RegistryMirror
         if (await RegistryOrRefuseAsync(context).ConfigureAwait(false) is not { } registry) return;
         var upstream = _registries.Client(registry);
         _counters.Request(isManifest);
+        MirrorObservation.Of(context)?.Requested(isManifest, registry, _known ??= MirrorObservation.Known(_defaultUpstream, AllowedRegistries, _registries.Configured));
         try
         {
             if (isManifest && !byDigest) await _manifests.ByTagAsync(context, upstream, name, reference, head).ConfigureAwait(false);
