@@ -30,7 +30,10 @@ public partial class MetricsTests
     /// <summary>Runs <c>promtool check metrics</c> on a scrape; returns its exit code and everything it printed.</summary>
     private static async Task<(int ExitCode, string Output)> PromtoolAsync(string scrape)
     {
-        var psi = new ProcessStartInfo(LabProcess.Require("promtool")) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        string promtool = (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, "promtool")).FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("'promtool' is not installed: .ci/run installs it (apt-get install -y --no-install-recommends prometheus)");
+        var psi = new ProcessStartInfo(promtool) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add("check");
         psi.ArgumentList.Add("metrics");
         using var process = Process.Start(psi)!;
