@@ -22,6 +22,16 @@ internal static class CommonOptions
         Description = "on (default) or off: encrypt peer traffic (ECDH + AES-128-GCM); all members must agree. Default: $SWARM_PEER_ENCRYPTION, else swarm.json, else on.",
     };
 
+    public static Option<string?> OtlpEndpoint() => new("--otlp-endpoint")
+    {
+        Description = "Send this command's trace spans to an OpenTelemetry collector, e.g. http://127.0.0.1:4318 (OTLP/HTTP). " +
+            "Default: $SWARM_OTLP_ENDPOINT, else \"otlp-endpoint\" in swarm.json, else $OTEL_EXPORTER_OTLP_ENDPOINT, else off. A running node uses its own setting.",
+    };
+
+    /// <summary>Starts exporting this process's spans as the otlp-endpoint setting says (null: off); dispose to send the rest.</summary>
+    public static IDisposable? StartTracing(string dataDirectory, string? flag) =>
+        NodeTelemetry.StartTracing(NodeConfig.LoadOne(dataDirectory, "otlp-endpoint", flag, v => OtlpTarget.Parse(v, Environment.GetEnvironmentVariables())));
+
     public static Option<bool> Verbose() => new("--verbose", "-v") { Description = "Log peer connections and protocol events to stderr." };
 
     public static Option<string?> Rate(string name, string what) => new(name)

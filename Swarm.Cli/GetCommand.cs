@@ -30,6 +30,7 @@ internal static class GetCommand
         var verbose = CommonOptions.Verbose();
         var swarmKey = CommonOptions.SwarmKey();
         var encryption = CommonOptions.PeerEncryption();
+        var otlp = CommonOptions.OtlpEndpoint();
         var trusted = new Option<string?>("--trusted-publishers")
         {
             Description = "For a URL: node ids (or key files) of seed hosts whose pointers are used without asking the origin; when set, only theirs " +
@@ -37,7 +38,7 @@ internal static class GetCommand
         };
         var command = new Command("get", "Fetch content through the swarm (providers from the DHT, or --peer), verify every piece, and write it to --output. Resumes an interrupted fetch without refetching verified pieces.")
         {
-            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, tag, filters, headers, noBackToSource, digest, trusted, swarmKey, encryption, verbose,
+            id, output, peers, bootstrap, listen, dataDir, downloadRate, uploadRate, stall, linger, tag, filters, headers, noBackToSource, digest, trusted, swarmKey, encryption, otlp, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -85,6 +86,7 @@ internal static class GetCommand
                 var trustedPublishers = url == null ? new HashSet<Swarm.Core.Content.Hash256>()
                     : NodeConfig.LoadOne(dir, "trusted-publishers", parse.GetValue(trusted), TrustedPublishers.Parse);
                 var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), parse.GetValue(encryption));
+                using var tracing = CommonOptions.StartTracing(dir, parse.GetValue(otlp)); // disposed after the node: the spans are sent before exit
                 await using var node = await LocalNode.StartAsync(dir, security.Apply(options), logger,
                     parse.GetValue(listen), parse.GetValue(bootstrap) ?? BootstrapList.Empty, ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                 var clock = Stopwatch.StartNew();

@@ -24,9 +24,10 @@ internal static class SeedCommand
         var verbose = CommonOptions.Verbose();
         var swarmKey = CommonOptions.SwarmKey();
         var encryption = CommonOptions.PeerEncryption();
+        var otlp = CommonOptions.OtlpEndpoint();
         var command = new Command("seed", "Ingest a file or a URL (hash and sign its pieces; for a URL also publish a pointer from the URL to the content in the DHT), print its swarm:// id on stdout, announce it in the DHT, then serve it until stopped (Ctrl-C or SIGTERM).")
         {
-            file, dataDir, listen, bootstrap, uploadRate, tag, filters, headers, platform, registryConfig, swarmKey, encryption, verbose,
+            file, dataDir, listen, bootstrap, uploadRate, tag, filters, headers, platform, registryConfig, swarmKey, encryption, otlp, verbose,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -60,6 +61,7 @@ internal static class SeedCommand
                 var options = new EngineOptions { UploadRate = CommonOptions.ParseRate(parse.GetValue(uploadRate), "--upload-rate") };
                 using var registries = image ? Swarm.Node.Mirror.Registries.Load(parse.GetValue(registryConfig) is { } rc ? Path.GetFullPath(rc) : Path.Combine(dir, "registries.json")) : null;
                 var security = PeerSecurity.Load(dir, parse.GetValue(swarmKey), parse.GetValue(encryption));
+                using var tracing = CommonOptions.StartTracing(dir, parse.GetValue(otlp));
                 await using var node = await LocalNode.StartAsync(dir, security.Apply(options), logger,
                     parse.GetValue(listen), parse.GetValue(bootstrap) ?? BootstrapList.Empty, ct, security.Apply(new Swarm.Core.Dht.DhtOptions())).ConfigureAwait(false);
                 using var oci = image ? new Swarm.Node.Mirror.OciContent(node, Path.Combine(dir, "mirror"), logger) : null;

@@ -159,7 +159,7 @@ public sealed class DhtNode : IAsyncDisposable
     public async Task<LookupResult> LookupAsync(Hash256 target, CancellationToken cancellationToken)
     {
         var request = new FindNodeRequest(target);
-        return await RunLookupAsync(target, async (c, ct) =>
+        return await RunLookupAsync(target, "find_node", async (c, ct) =>
         {
             var reply = await AskAsync(c, request, ct).ConfigureAwait(false);
             return reply?.Body is NodesResponse nodes ? Usable(nodes.Contacts, reply.From) : null;
@@ -188,7 +188,7 @@ public sealed class DhtNode : IAsyncDisposable
             if (!found.TryGetValue(id, out var known) || p.Age < known.Age) found[id] = p;
         }
         var request = new GetProvidersRequest(key);
-        var lookup = await RunLookupAsync(key, async (c, ct) =>
+        var lookup = await RunLookupAsync(key, "get_providers", async (c, ct) =>
         {
             var reply = await AskAsync(c, request, ct).ConfigureAwait(false);
             if (reply?.Body is not ProvidersResponse response) return null;
@@ -207,7 +207,8 @@ public sealed class DhtNode : IAsyncDisposable
         }
     }
 
-    private async Task<LookupResult> RunLookupAsync(Hash256 target, Lookup.Query query, CancellationToken cancellationToken)
+    /// <param name="kind">What the lookup asks for, as the lookup-duration histogram labels it.</param>
+    private async Task<LookupResult> RunLookupAsync(Hash256 target, string kind, Lookup.Query query, CancellationToken cancellationToken)
     {
         var local = LocalEndPoint; // throws before Start
         _table.MarkActivity(target);
@@ -215,6 +216,7 @@ public sealed class DhtNode : IAsyncDisposable
         var result = await Lookup.RunAsync(NodeId, local, target, seeds, _options, query, cancellationToken).ConfigureAwait(false);
         DhtCounters.Add(ref _counters.Lookups);
         if (result.TimedOut) DhtCounters.Add(ref _counters.LookupsTimedOut);
+        Telemetry.DhtLookup.Record(result.Duration.TotalSeconds, new KeyValuePair<string, object?>("kind", kind));
         _lastLookup = result;
         return result;
     }
@@ -390,7 +392,7 @@ public sealed class DhtNode : IAsyncDisposable
         var tokens = new Dictionary<Hash256, byte[]>();
         var sync = new Lock();
         var request = new GetRequest(key, publisher);
-        var lookup = await RunLookupAsync(key, async (c, ct) =>
+        var lookup = await RunLookupAsync(key, "get_records", async (c, ct) =>
         {
             var reply = await AskAsync(c, request, ct).ConfigureAwait(false);
             if (reply?.Body is not RecordsResponse response) return null;

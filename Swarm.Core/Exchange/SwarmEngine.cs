@@ -239,6 +239,7 @@ public sealed class SwarmEngine : IAsyncDisposable
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
         var dialer = new PeerDialer(this, swarm, run.Token);
         var errors = dialer.Errors;
+        using var phases = new DownloadPhases();
         foreach (var p in peers) dialer.Dial(p);
 
         Task<IReadOnlyList<IPEndPoint>>? discovering = null;
@@ -260,6 +261,7 @@ public sealed class SwarmEngine : IAsyncDisposable
                         var found = reached ? discovering.Result : [];
                         discoveryError = discovering.IsFaulted ? discovering.Exception!.GetBaseException().Message : null;
                         discoveries++;
+                        phases.LookupEnded(found.Count);
                         foreach (var p in found) dialer.Dial(p);
                         if (reached)
                         {
@@ -275,16 +277,21 @@ public sealed class SwarmEngine : IAsyncDisposable
                         discovering = null;
                     }
                     if (discovering == null && now >= nextDiscovery && swarm.PeerCount < Options.MaxPeersPerContent)
+                    {
+                        phases.LookupStarted();
                         discovering = discover(id, run.Token);
+                    }
                 }
                 while (swarm.TryTakeLearnedPeer(out var learned)) dialer.Dial(learned);
                 var finished = await Task.WhenAny(swarm.Completion, Task.Delay(100, run.Token)).ConfigureAwait(false);
                 if (finished != swarm.Completion) run.Token.ThrowIfCancellationRequested(); // stopped by the caller, not "no peers"
                 var content = swarm.Content;
                 progress?.Report(new TransferProgress(content?.Layout.Length ?? 0, content?.VerifiedBytes ?? 0, swarm.BytesFromPeers, swarm.PeerCount));
+                phases.Observe(swarm.PeerCount);
                 if (finished == swarm.Completion)
                 {
                     var done = await swarm.Completion.ConfigureAwait(false);
+                    phases.Completed(done.Layout.Length, swarm.BytesFromPeers, swarm.PeerCount);
                     // A live content's seal follows the ingester's last piece: keep the connections open a moment for it,
                     // so this node can also hold (and serve) the sealed content.
                     if (done.Manifest.IsLive) await Task.WhenAny(swarm.SealedTask, Task.Delay(Options.SealWait, run.Token)).ConfigureAwait(false);
@@ -317,6 +324,11 @@ public sealed class SwarmEngine : IAsyncDisposable
                     throw new PeerUnavailableException($"download of {id} stalled: nothing verified for {Options.StallTimeout.TotalSeconds:0} s from {swarm.PeerCount} peer(s) [{state}]");
                 }
             }
+        }
+        catch (Exception e)
+        {
+            phases.Failed(e is OperationCanceledException ? "cancelled" : e.GetType().Name);
+            throw;
         }
         finally
         {

@@ -42,6 +42,14 @@ public sealed class OriginClient : IDisposable
         var handler = new ResilienceHandler(pipeline) { InnerHandler = new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None } };
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         foreach (var (name, value) in headers) _http.DefaultRequestHeaders.TryAddWithoutValidation(name, value);
+        AddUserAgent(_http);
+    }
+
+    /// <summary>Every request says it is Swarm's (<c>swarm/VERSION</c>), unless the caller's headers (<c>-H</c>) name another agent.</summary>
+    internal static void AddUserAgent(HttpClient http)
+    {
+        if (!http.DefaultRequestHeaders.Contains("User-Agent"))
+            http.DefaultRequestHeaders.TryAddWithoutValidation("User-Agent", Telemetry.UserAgent);
     }
 
     /// <summary>

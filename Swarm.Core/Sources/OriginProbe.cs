@@ -34,6 +34,7 @@ public static class OriginProbe
         using var handler = new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None, ConnectTimeout = timeout };
         using var http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         foreach (var (name, value) in headers) http.DefaultRequestHeaders.TryAddWithoutValidation(name, value);
+        OriginClient.AddUserAgent(http);
         string origin = url.GetLeftPart(UriPartial.Authority);
         for (int attempt = 0; ; attempt++)
         {

@@ -63,6 +63,7 @@ public sealed class RegistryClient : IDisposable
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         })
         { Timeout = timeout ?? TimeSpan.FromSeconds(15) };
+        OriginClient.AddUserAgent(_http);
     }
 
     /// <summary>The registry as named (e.g. docker.io).</summary>

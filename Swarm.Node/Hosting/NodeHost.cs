@@ -46,6 +46,7 @@ public static class NodeHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<HandedOutputs>());
         builder.Services.AddHostedService<ReadyReport>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        NodeTelemetry.Add(builder, config);
         // With NOTIFY_SOCKET set (systemd Type=notify, podman --sdnotify): READY=1 on that socket once the host
         // has started (after ReadyReport), STOPPING=1 when it begins to stop, SIGTERM as the stop signal. Where SYSTEMD_EXEC_PID
         // names this process, log lines take journald's form (a <N> priority prefix, no timestamp of our own: journald adds
@@ -108,7 +109,7 @@ public static class NodeHost
         });
 
         app.MapGet("/healthz", (NodeRuntime r) => r.Node.EndPoint != null ? Results.Text("ok\n") : Results.Text("starting\n", statusCode: 503));
-        app.MapGet("/metrics", (NodeRuntime r, StoreJanitor j) => Results.Text(Metrics.Render(r, j), "text/plain; version=0.0.4; charset=utf-8"));
+        NodeTelemetry.MapMetrics(app);
 
         app.MapGet("/v1/status", (NodeRuntime r) =>
         {

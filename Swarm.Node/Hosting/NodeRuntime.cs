@@ -269,6 +269,7 @@ public sealed class NodeRuntime : IHostedService, IAsyncDisposable
         {
             task.Output?.Dispose();
             task.Finished = DateTimeOffset.UtcNow;
+            NodeInstruments.TaskFinished(task.Request.Kind, task.State, task.Finished.Value - task.Started);
             if (!_stop.IsCancellationRequested) SaveTasks();
         }
     }

@@ -24,6 +24,7 @@ internal sealed class BlobEndpoint(LocalNode node, OciContent oci, MirrorCounter
         const string Unknown = "BLOB_UNKNOWN";
         var local = oci.Local(digest);
         var fetch = local == null ? oci.Fetch(digest, upstream, name, manifest: false) : null;
+        MirrorObservation.Of(context)?.Via(fetch);
         StoredContent? Current() => local ?? fetch!.Current(node.Engine);
         // The length: from the local copy, else from the content the fetch goes into as soon as it is known.
         long length;

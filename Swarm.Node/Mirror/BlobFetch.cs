@@ -23,6 +23,13 @@ public sealed class BlobFetch
     /// <summary>The length the upstream gave in its HEAD, when it answered.</summary>
     public long? UpstreamLength { get; internal set; }
 
+    private long _upstreamBytes;
+
+    /// <summary>Whether this node has read bytes of it from the upstream (else they came from the swarm), so far.</summary>
+    public bool UsedUpstream => Interlocked.Read(ref _upstreamBytes) > 0;
+
+    internal void CountUpstream(long bytes) => Interlocked.Add(ref _upstreamBytes, bytes);
+
     internal void SetCurrent(ContentId id)
     {
         lock (_lock) _current = id;

@@ -47,6 +47,7 @@ internal sealed class ManifestEndpoint(OciContent oci, ILogger logger)
         try
         {
             manifest = await upstream.GetManifestAsync(name, tag, context.RequestAborted).ConfigureAwait(false);
+            MirrorObservation.Of(context)?.From(upstream: true);
             oci.CountFromOrigin(manifest.Body.Length);
             oci.SaveTag(upstream.Registry, name, tag, manifest);
             _ = PublishInBackground(manifest, upstream.HasCredentials);
@@ -91,7 +92,9 @@ internal sealed class ManifestEndpoint(OciContent oci, ILogger logger)
         StoredContent content;
         try
         {
-            content = local ?? await oci.Fetch(digest, upstream, name, manifest: true).Completion.WaitAsync(FirstByteTimeout, ct).ConfigureAwait(false);
+            var fetch = local == null ? oci.Fetch(digest, upstream, name, manifest: true) : null;
+            MirrorObservation.Of(context)?.Via(fetch);
+            content = local ?? await fetch!.Completion.WaitAsync(FirstByteTimeout, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {

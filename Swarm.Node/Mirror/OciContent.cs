@@ -145,7 +145,9 @@ public sealed class OciContent : IDisposable
             var originProgress = new InlineProgress<(long Done, long Total)>(p =>
             {
                 long delta = p.Done - Interlocked.Exchange(ref last, p.Done);
-                if (delta > 0) _fromOrigin(delta);
+                if (delta <= 0) return;
+                _fromOrigin(delta);
+                fetch.CountUpstream(delta);
             });
             UrlFetchResult result;
             try

@@ -28,6 +28,9 @@ public sealed class Registries : IDisposable
 
     public string? Path { get; }
 
+    /// <summary>The registries the file configures (as written).</summary>
+    public IEnumerable<string> Configured => _entries.Keys;
+
     public static Registries Empty() => new(new Dictionary<string, Entry>(StringComparer.OrdinalIgnoreCase), null);
 
     /// <summary>Reads the file; a missing file means "no credentials"; a malformed one is a <see cref="ConfigException"/>.</summary>

@@ -22,6 +22,7 @@ public sealed class RegistryMirror
     private readonly ManifestEndpoint _manifests;
     private readonly BlobEndpoint _blobs;
     private readonly ReferrersEndpoint _referrers;
+    private IReadOnlySet<string>? _known; // registries that are metric labels of their own
 
     public RegistryMirror(LocalNode node, OciContent content, Registries registries, string defaultUpstream, ILogger logger)
     {
@@ -78,6 +79,7 @@ public sealed class RegistryMirror
 
     public async Task HandleAsync(HttpContext context)
     {
+        using var observed = MirrorObservation.Start(context);
         try
         {
             await HandleCoreAsync(context).ConfigureAwait(false);
@@ -142,6 +144,7 @@ public sealed class RegistryMirror
         if (await RegistryOrRefuseAsync(context).ConfigureAwait(false) is not { } registry) return;
         var upstream = _registries.Client(registry);
         _counters.Request(isManifest);
+        MirrorObservation.Of(context)?.Requested(isManifest, registry, _known ??= MirrorObservation.Known(_defaultUpstream, AllowedRegistries, _registries.Configured));
         try
         {
             if (isManifest && !route.ByDigest) await _manifests.ByTagAsync(context, upstream, route.Name, route.Reference, head).ConfigureAwait(false);

@@ -95,7 +95,12 @@ public static class UrlFetch
     {
         var url = request.Shown;
         bool joined = node.Dht is { } dht && dht.GetStats().RoutingTableSize > 0;
-        var pointer = joined ? await ResolveAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false) : null;
+        TaskPointer? pointer = null;
+        if (joined)
+        {
+            using var resolving = Telemetry.Source.StartActivity("swarm.resolve"); // the URL's pointers in the DHT
+            pointer = await ResolveAsync(node, request, trust, say, cancellationToken).ConfigureAwait(false);
+        }
         var deadline = DateTime.UtcNow + request.WaitForOthers;
         int contenders = 0;
         bool swarmFailed = false;
@@ -239,6 +244,7 @@ public static class UrlFetch
             }
         }, renew.Token);
         Ingested ingested;
+        using var ingesting = Telemetry.Source.StartActivity("swarm.origin"); // the ingest from the origin, pieces served as they are read
         try
         {
             using var origin = new OriginClient(request.Headers);

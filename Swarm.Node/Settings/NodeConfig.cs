@@ -37,6 +37,7 @@ public sealed record NodeConfig
         ("peer-encryption", "SWARM_PEER_ENCRYPTION", "on", "encrypt peer traffic (ECDH + AES-128-GCM, pinned to node ids): on, or off where nobody else can see the network; all members must agree"),
         ("lab-loopback", "SWARM_LAB_LOOPBACK", "off", "test swarms on one host: loopback peers are exempt from per-address limits (never needed in production)"),
         ("mirror-registries", "SWARM_MIRROR_REGISTRIES", "*", "registries the mirror may fetch from when a client names one with ?ns= (comma-separated hosts; * = any)"),
+        ("otlp-endpoint", "SWARM_OTLP_ENDPOINT", "", "OpenTelemetry collector for the spans of tasks and mirror requests, e.g. http://127.0.0.1:4318 (OTLP/HTTP); empty = OTEL_EXPORTER_OTLP_ENDPOINT, else off"),
     ];
 
     public required string DataDirectory { get; init; }
@@ -62,6 +63,8 @@ public sealed record NodeConfig
     public PeerSecurity Security { get; init; } = new(null, true, false);
     /// <summary>Registries a client may send the mirror to with <c>?ns=</c>; null: any (the default).</summary>
     public IReadOnlySet<string>? MirrorRegistries { get; init; }
+    /// <summary>Where spans are exported (OTLP); null: no tracing (the default).</summary>
+    public OtlpTarget? Otlp { get; init; }
 
     /// <summary>The path of the control socket for a data directory.</summary>
     public static string SocketPath(string dataDirectory) => Path.Combine(dataDirectory, "swarm.sock");
@@ -136,6 +139,7 @@ public sealed record NodeConfig
             TrustedPublishers = Parse("trusted-publishers", Swarm.Node.TrustedPublishers.Parse),
             Security = new PeerSecurity(Parse("swarm-key", PeerSecurity.ParseSwarmKey), Parse("peer-encryption", PeerSecurity.ParseOnOff), Parse("lab-loopback", PeerSecurity.ParseOnOff)),
             MirrorRegistries = Parse("mirror-registries", ParseRegistries),
+            Otlp = Parse("otlp-endpoint", v => OtlpTarget.Parse(v, environment)),
         };
         if (config.Mirror != null && config.Metrics != null && config.Mirror.Equals(config.Metrics))
             throw new ConfigException($"mirror and metrics are both {config.Mirror}; give them different addresses");

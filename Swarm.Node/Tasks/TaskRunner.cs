@@ -60,6 +60,25 @@ public sealed class TaskRunner(LocalNode node, TaskRunnerContext context)
     /// </summary>
     public async Task<TaskOutcome> RunAsync(TaskRequest request, ITaskObserver observer, CancellationToken cancellationToken, TaskExport? export = null)
     {
+        // One trace per task, in the process that does the work: the phases (lookup, peers, pieces, export) are its children.
+        using var span = Telemetry.StartTrace(request.Kind == TaskKind.Get ? "swarm.get" : "swarm.seed");
+        span?.SetTag("swarm.source", IsImage(request) ? "oci" : OriginRequest.AsUrl(request.Source) != null ? "url" : request.Kind == TaskKind.Get ? "content_id" : "file");
+        try
+        {
+            var outcome = await RunCoreAsync(request, observer, export, cancellationToken).ConfigureAwait(false);
+            span?.SetTag("swarm.content_id", outcome.Content?.Id.ToUri());
+            span?.SetTag("swarm.bytes", outcome.Bytes);
+            return outcome;
+        }
+        catch (Exception e)
+        {
+            span.Fail(TaskFailure.Classify(e).ToString().ToLowerInvariant());
+            throw;
+        }
+    }
+
+    private async Task<TaskOutcome> RunCoreAsync(TaskRequest request, ITaskObserver observer, TaskExport? export, CancellationToken cancellationToken)
+    {
         Validate(request);
         if (request.Kind == TaskKind.Seed)
             return IsImage(request) ? await PreheatAsync(request, observer, cancellationToken).ConfigureAwait(false)
@@ -71,8 +90,11 @@ public sealed class TaskRunner(LocalNode node, TaskRunnerContext context)
         observer.OnContent(content.Id);
         if (request.Digest is { } digest) ContentDigest.Verify(content, digest);
         if (request.Output != null || export != null)
+        {
+            using var exporting = Telemetry.Source.StartActivity("swarm.export");
             content = await (export ?? ExportToPath)(content, request.Output ?? "the output", fetched.VerifiedInMemory, Peers(request),
                 new InlineProgress<TransferProgress>(observer.OnSwarm), cancellationToken).ConfigureAwait(false);
+        }
         return new TaskOutcome(content, content.Id.ToUri(), content.Layout.Length, fetched.FromOrigin, 0, fetched.AlreadyLocal, fetched.Contenders, SwarmId: fetched.SwarmId);
     }
 

@@ -124,17 +124,14 @@ public class ContainerImageTests
         Assert.Equal(blobsDirect, blobsMirror);
         foreach (var blob in image.AllBlobs) Assert.Contains(blob.Hex, blobsMirror);
         // The node's metrics count the mirror's work.
-        using (var http = new HttpClient())
         {
-            var samples = (await http.GetStringAsync($"http://127.0.0.1:{metrics}/metrics", TestContext.Current.CancellationToken))
-                .Split('\n').Where(l => l.Length > 0 && l[0] != '#').Select(l => l.Split(' '))
-                .ToDictionary(p => p[0], p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
-            Assert.True(samples["swarm_mirror_requests_total{kind=\"blob\"}"] >= image.Layers.Count + 1);
-            Assert.True(samples["swarm_mirror_requests_total{kind=\"manifest\"}"] >= 1);
-            Assert.True(samples["swarm_mirror_bytes_served_total"] >= image.Layers.Sum(l => l.Size));
+            var samples = await PrometheusText.ScrapeAsync(metrics);
+            Assert.True(samples.Sum("swarm_mirror_requests_total", ("kind", "blob"), ("registry", registry.Host)) >= image.Layers.Count + 1);
+            Assert.True(samples.Sum("swarm_mirror_requests_total", ("kind", "manifest"), ("registry", registry.Host), ("result", "upstream")) >= 1);
+            Assert.True(samples.Sum("swarm_mirror_bytes_served_total") >= image.Layers.Sum(l => l.Size));
             // Every blob once from the upstream, and the manifest each time its tag was resolved (skopeo: once or twice).
             long blobs = image.Layers.Sum(l => l.Size) + image.Config.Size;
-            Assert.InRange(samples["swarm_bytes_downloaded_total{source=\"origin\"}"], blobs + image.Manifest.Size, blobs + 2 * image.Manifest.Size);
+            Assert.InRange(samples.Sum("swarm_bytes_downloaded_total", ("source", "origin")), blobs + image.Manifest.Size, blobs + 2 * image.Manifest.Size);
         }
         // swarm ls shows which image blob each stored content is.
         await using var ls = await SwarmProcess.RunAsync(Timeout, "ls", "--json", "--data-dir", dir.Combine("n"));

@@ -268,7 +268,7 @@ public class NodeServiceTests
 
         await using var limit = await SwarmProcess.RunAsync(Timeout, "limit", "--upload-rate", "1.5MiB/s", "--data-dir", data);
         Assert.True(limit.ExitCode == 0, limit.ToString());
-        Assert.Equal(1.5 * mib, (await MetricsAsync(metrics))["swarm_upload_rate_limit_bytes"]);
+        Assert.Equal(1.5 * mib, (await MetricsAsync(metrics))["swarm_upload_rate_limit_bytes_per_second"]);
         await Task.Delay(1000, TestContext.Current.CancellationToken); // blocks already queued under the old limit drain
         rate = await RateOverAsync(TimeSpan.FromSeconds(5));
         Assert.InRange(rate / mib, 1.3, 1.7);

@@ -29,6 +29,11 @@ public sealed class CountingOrigin : IAsyncDisposable
     /// <summary>The Authorization header of every request, in order (null: none sent).</summary>
     public IReadOnlyList<string?> Authorizations => [.. _authorizations];
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string?> _userAgents = new();
+
+    /// <summary>The User-Agent header of every request, in order (null: none sent).</summary>
+    public IReadOnlyList<string?> UserAgents => [.. _userAgents];
+
     /// <summary>A pause after every 64 KiB of body, to make an origin slow.</summary>
     public TimeSpan ChunkDelay { get; set; }
 
@@ -92,6 +97,7 @@ public sealed class CountingOrigin : IAsyncDisposable
             }
             string? authorization = head.ToString().Split("\r\n").FirstOrDefault(l => l.StartsWith("Authorization:", StringComparison.OrdinalIgnoreCase))?["Authorization:".Length..].Trim();
             _authorizations.Enqueue(authorization);
+            _userAgents.Enqueue(head.ToString().Split("\r\n").FirstOrDefault(l => l.StartsWith("User-Agent:", StringComparison.OrdinalIgnoreCase))?["User-Agent:".Length..].Trim());
             if (RequiredAuthorization != null && authorization != RequiredAuthorization)
             {
                 await stream.WriteAsync("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), _stop.Token);

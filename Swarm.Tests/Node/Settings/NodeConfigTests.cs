@@ -40,6 +40,33 @@ public class NodeConfigTests
     }
 
     [Fact]
+    public void TracingIsOffUnlessAnOtlpEndpointIsSetByFlagEnvironmentSwarmJsonOrOpenTelemetrysOwnVariable()
+    {
+        using var dir = new TempDirectory();
+        var none = new Dictionary<string, string?>();
+        Assert.Null(NodeConfig.Load(dir.Path, none, new Hashtable()).Otlp);
+        // OTLP/HTTP: a bare collector address gets /v1/traces; a path given is kept.
+        var flag = NodeConfig.Load(dir.Path, new Dictionary<string, string?> { ["otlp-endpoint"] = "http://127.0.0.1:4318" }, new Hashtable()).Otlp!;
+        Assert.Equal(("http://127.0.0.1:4318/v1/traces", false), (flag.TracesEndpoint.ToString(), flag.Grpc));
+        var env = NodeConfig.Load(dir.Path, none, new Hashtable { ["SWARM_OTLP_ENDPOINT"] = "https://collector.example:4318/custom/traces" }).Otlp!;
+        Assert.Equal("https://collector.example:4318/custom/traces", env.TracesEndpoint.ToString());
+        File.WriteAllText(dir.Combine("swarm.json"), """{ "otlp-endpoint": "http://127.0.0.1:9999" }""");
+        Assert.Equal("http://127.0.0.1:9999/v1/traces", NodeConfig.Load(dir.Path, none, new Hashtable()).Otlp!.TracesEndpoint.ToString());
+        File.Delete(dir.Combine("swarm.json"));
+        // Not set at all: OpenTelemetry's standard variables; "off" turns even those off.
+        var standard = new Hashtable { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:4317", ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc" };
+        var grpc = NodeConfig.Load(dir.Path, none, standard).Otlp!;
+        Assert.Equal(("http://127.0.0.1:4317/", true), (grpc.TracesEndpoint.ToString(), grpc.Grpc));
+        Assert.Null(NodeConfig.Load(dir.Path, new Dictionary<string, string?> { ["otlp-endpoint"] = "off" }, standard).Otlp);
+        foreach (var bad in new[] { "127.0.0.1:4318", "ftp://127.0.0.1/", "http://user:secret@127.0.0.1:4318" })
+        {
+            var e = Assert.Throws<ConfigException>(() => NodeConfig.Load(dir.Path, new Dictionary<string, string?> { ["otlp-endpoint"] = bad }, new Hashtable()));
+            Assert.Contains("--otlp-endpoint", e.Message, StringComparison.Ordinal);
+            Assert.Contains("collector", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void AnUnknownKeyOrBrokenJsonInSwarmJsonIsAnError()
     {
         using var dir = new TempDirectory();
