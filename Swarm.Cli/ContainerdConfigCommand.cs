@@ -93,7 +93,7 @@ internal static class ContainerdConfigCommand
         return command;
     }
 
-    private static string CheckedName(string name) =>
+    internal static string CheckedName(string name) =>
         name.Length == 0 || name.Contains('/', StringComparison.Ordinal) || name.Contains('\\', StringComparison.Ordinal) || name is "." or ".." || name.Any(char.IsWhiteSpace)
             ? throw new UsageException($"--registry '{name}' is not a registry host (e.g. docker.io or registry.example.com:5000)")
             : name;
@@ -121,7 +121,7 @@ internal static class ContainerdConfigCommand
 
     private const string Header = "# Written by 'swarm containerd-config'";
 
-    private static Uri ParseHttpUrl(string text, string option) =>
+    internal static Uri ParseHttpUrl(string text, string option) =>
         Uri.TryCreate(text, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps)
             ? u : throw new UsageException($"{option} '{text}' is not an http(s) URL");
 

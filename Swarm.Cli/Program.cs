@@ -12,6 +12,8 @@ var root = new RootCommand("Swarm: peer-to-peer distribution of files and contai
     ControlCommands.Remove(),
     ControlCommands.Limit(),
     ContainerdConfigCommand.Create(),
+    PodmanConfigCommand.Create(),
+    DockerConfigCommand.Create(),
     IdCommand.Create(),
     KeygenCommand.Create(),
 };

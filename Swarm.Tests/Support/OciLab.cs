@@ -222,8 +222,8 @@ public sealed class LabProcess : IAsyncDisposable
             string path = Path.Combine(dir, tool);
             if (File.Exists(path)) return path;
         }
-        throw new InvalidOperationException($"'{tool}' is not installed. The registry mirror tests need docker-registry, skopeo and containerd: " +
-            ".ci/run installs them (apt-get install -y --no-install-recommends docker-registry skopeo containerd).");
+        throw new InvalidOperationException($"'{tool}' is not installed. The registry mirror tests need docker-registry, skopeo, containerd, podman and docker.io: " +
+            ".ci/run installs them (apt-get install -y --no-install-recommends docker-registry skopeo containerd podman docker.io).");
     }
 
     public static LabProcess Start(string tool, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
