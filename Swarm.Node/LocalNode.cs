@@ -74,8 +74,7 @@ public sealed class LocalNode : IAsyncDisposable
                 dht.LoadRoutingTable(Path.Combine(dataDirectory, RoutingTableFile));
                 int size = await dht.BootstrapAsync(bootstrap.Resolve(), cancellationToken).ConfigureAwait(false);
                 attempts++;
-                if (bootstrap.Unresolved.Count > 0)
-                    logger.LogWarning("bootstrap name {Names} does not resolve yet; the node starts without it and looks it up again at its next join", string.Join(", ", bootstrap.Unresolved));
+                if (bootstrap.Unresolved.Count > 0) logger.LogWarning("bootstrap name {Names} does not resolve yet; the node starts without it and looks it up again at its next join", string.Join(", ", bootstrap.Unresolved));
                 // Many nodes starting at once on a busy host can miss the first answers: try again briefly.
                 for (int retry = 0; size == 0 && bootstrap.Count > 0 && !dht.LastBootstrapRefused && retry < 1; retry++)
                 {
