@@ -65,21 +65,26 @@ public partial class MetricsTests
         new Random(92).NextBytes(small);
         origin.Serve("/small.bin", small);
 
-        // A seed node holding 24 MiB, and the node under test fetching it at 6 MiB/s: about 4 s of transfer to scrape during.
+        // A seed holding 24 MiB, and the node under test fetching it at 6 MiB/s: about 4 s of transfer to scrape during.
         int seedPort = FreePort.Get(), port = FreePort.Get(), metrics = FreePort.Get(), mirror = FreePort.Get();
-        await using var seed = await StartNodeAsync("--data-dir", dir.Combine("seed"), "--listen", $"127.0.0.1:{seedPort}", "--metrics", "off", "--mirror", "off");
         string file = dir.WriteRandomFile("big.bin", 24 * MiB, seed: 93);
-        await using var seeding = await SwarmProcess.RunAsync(Timeout, "seed", file, "--data-dir", dir.Combine("seed"));
-        Assert.True(seeding.ExitCode == 0, seeding.ToString());
-        string id = seeding.Stdout.Trim();
+        await using var seed = SwarmProcess.Start("seed", file, "--data-dir", dir.Combine("seed"), "--listen", $"127.0.0.1:{seedPort}");
+        string id = await seed.WaitForStdoutLineAsync(l => l.StartsWith("swarm://", StringComparison.Ordinal), Timeout);
         await using var node = await StartNodeAsync("--data-dir", dir.Combine("node"), "--listen", $"127.0.0.1:{port}", "--bootstrap", $"127.0.0.1:{seedPort}",
             "--metrics", $"127.0.0.1:{metrics}", "--mirror", $"127.0.0.1:{mirror}", "--upstream", registry.Host, "--download-rate", "6MiB/s");
 
         await AssertPromtoolPassesAsync(await PrometheusText.ScrapeAsync(metrics), "on a node that has done nothing yet");
+        // The CLI gives a node 5 s to answer /healthz before it runs a command itself; a node's first answer (compiled as it
+        // runs) can take longer on a busy machine, so it answers once here, with time to spare.
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) })
+            Assert.Equal("ok\n", await http.GetStringAsync($"http://127.0.0.1:{metrics}/healthz", TestContext.Current.CancellationToken));
 
         // A URL through the node: the origin sees Swarm's User-Agent.
         await using (var get = await SwarmProcess.RunAsync(Timeout, "get", origin.Url("/small.bin"), "-o", dir.Combine("small.bin"), "--data-dir", dir.Combine("node")))
+        {
             Assert.True(get.ExitCode == 0, get.ToString());
+            Assert.Contains("handing this to the node", get.Stderr, StringComparison.Ordinal);
+        }
         Assert.NotEmpty(origin.UserAgents);
         Assert.All(origin.UserAgents, agent => Assert.Equal(Swarm.Core.Telemetry.UserAgent, agent));
         Assert.Matches(@"^swarm/\d+\.\d+\.\d+", Swarm.Core.Telemetry.UserAgent);

@@ -34,6 +34,25 @@ public class TracingTests
         Assert.Equal(5, spans.Count(s => s.TraceId == root.TraceId));
     }
 
+    /// <summary>
+    /// Waits (up to a minute) for the node's first answer on its control socket: the CLI gives a node 5 s to answer before
+    /// it runs the command itself, and a node's first request (its code compiled as it runs) can take longer on a busy machine.
+    /// </summary>
+    private static async Task AnswersOnItsControlSocketAsync(string socket)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), ct);
+                return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
+            },
+        }) { Timeout = TimeSpan.FromSeconds(60) };
+        using var answer = await http.GetAsync("http://swarm-node/healthz", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+    }
+
     [Fact]
     public async Task AGetWithItsOwnNodeSendsItsSpansBeforeItExits()
     {
@@ -75,6 +94,7 @@ public class TracingTests
             "--mirror", $"127.0.0.1:{mirror}", "--upstream", "127.0.0.1:1");
         await Poll.UntilAsync(() => node.Stderr.Contains("ready: control socket", StringComparison.Ordinal) || node.HasExited, Timeout, "the node to start");
         Assert.False(node.HasExited, node.ToString());
+        await AnswersOnItsControlSocketAsync(dir.Combine("node", "swarm.sock"));
 
         await using var get = await SwarmProcess.RunAsync(Timeout, "get", id, "-o", dir.Combine("out.bin"), "--data-dir", dir.Combine("node"));
         Assert.True(get.ExitCode == 0, get.ToString());
