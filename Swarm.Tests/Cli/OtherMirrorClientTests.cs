@@ -31,24 +31,18 @@ public class OtherMirrorClientTests
         return new Node(process, mirror, metrics);
     }
 
-    private static async Task<Dictionary<string, double>> MetricsAsync(Node node)
-    {
-        using var http = new HttpClient();
-        return (await http.GetStringAsync($"http://127.0.0.1:{node.MetricsPort}/metrics", TestContext.Current.CancellationToken))
-            .Split('\n').Where(l => l.Length > 0 && l[0] != '#').Select(l => l.Split(' '))
-            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
-    }
+    private static Task<PrometheusText> MetricsAsync(Node node) => PrometheusText.ScrapeAsync(node.MetricsPort);
 
     /// <summary>Every blob came to the client through the mirror, and from the upstream once (the manifest at most twice).</summary>
     private static async Task AssertServedByTheMirrorAsync(Node node, OciImageInfo image)
     {
         var samples = await MetricsAsync(node);
-        string all = string.Join("\n", samples.Select(s => $"{s.Key} {s.Value}"));
-        Assert.True(samples["swarm_mirror_requests_total{kind=\"manifest\"}"] >= 1, all);
-        Assert.True(samples["swarm_mirror_requests_total{kind=\"blob\"}"] >= image.Layers.Count + 1, all);
+        string all = samples.Text;
+        Assert.True(samples.Sum("swarm_mirror_requests_total", ("kind", "manifest")) >= 1, all);
+        Assert.True(samples.Sum("swarm_mirror_requests_total", ("kind", "blob")) >= image.Layers.Count + 1, all);
         long blobs = image.Layers.Sum(l => l.Size) + image.Config.Size;
-        Assert.True(samples["swarm_mirror_bytes_served_total"] >= blobs, all);
-        Assert.InRange(samples["swarm_bytes_downloaded_total{source=\"origin\"}"], blobs + image.Manifest.Size, blobs + 2 * image.Manifest.Size);
+        Assert.True(samples.Sum("swarm_mirror_bytes_served_total") >= blobs, all);
+        Assert.InRange(samples.Sum("swarm_bytes_downloaded_total", ("source", "origin")), blobs + image.Manifest.Size, blobs + 2 * image.Manifest.Size);
         foreach (var blob in image.Layers.Append(image.Config))
             Assert.Contains($"mirror: {blob.Digest} ", node.Process.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("Unhandled exception", node.Process.Stderr, StringComparison.Ordinal);
