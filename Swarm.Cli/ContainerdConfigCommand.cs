@@ -41,7 +41,7 @@ internal static class ContainerdConfigCommand
         };
         command.SetAction(parse =>
         {
-            try
+            return ConfigFiles.Run("containerd-config", () =>
             {
                 var mirrorUrl = ParseHttpUrl(parse.GetValue(mirror)!, "--mirror");
                 string timeout = parse.GetValue(dialTimeout)!;
@@ -71,24 +71,13 @@ internal static class ContainerdConfigCommand
                     string target = Path.Combine(Path.GetFullPath(dir), name);
                     Directory.CreateDirectory(target);
                     string file = Path.Combine(target, "hosts.toml");
-                    File.WriteAllText(file + ".tmp", toml);
-                    File.Move(file + ".tmp", file, overwrite: true);
+                    ConfigFiles.WriteAtomically(file, toml);
                     Console.Error.WriteLine($"swarm: wrote {file}");
                 }
                 if (dir != null)
                     Console.Error.WriteLine($"swarm: containerd reads it when its CRI registry config_path is {Path.GetFullPath(dir)} (or with 'ctr image pull --hosts-dir {Path.GetFullPath(dir)}'); no restart is needed");
                 return ExitCodes.Ok;
-            }
-            catch (UsageException e)
-            {
-                Console.Error.WriteLine($"swarm: containerd-config: {e.Message}");
-                return ExitCodes.Usage;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"swarm: containerd-config: cannot write: {e.Message}");
-                return ExitCodes.LocalError;
-            }
+            });
         });
         return command;
     }
@@ -107,9 +96,7 @@ internal static class ContainerdConfigCommand
             Console.Error.WriteLine($"swarm: {file} is not there: nothing to remove");
             return;
         }
-        string first;
-        using (var reader = new StreamReader(file)) first = reader.ReadLine() ?? "";
-        if (!first.StartsWith(Header, StringComparison.Ordinal))
+        if (!ConfigFiles.FirstLine(file).StartsWith(Header, StringComparison.Ordinal))
         {
             Console.Error.WriteLine($"swarm: left {file} alone: 'swarm containerd-config' did not write it");
             return;

@@ -31,7 +31,7 @@ internal static class DockerConfigCommand
         command.SetAction(parse =>
         {
             string? file = parse.GetValue(write);
-            try
+            return ConfigFiles.Run("docker-config", () =>
             {
                 var mirrorUrl = ContainerdConfigCommand.ParseHttpUrl(parse.GetValue(mirror)!, "--mirror");
                 string url = mirrorUrl.GetLeftPart(UriPartial.Path).TrimEnd('/');
@@ -46,23 +46,12 @@ internal static class DockerConfigCommand
                     var config = File.Exists(path) ? Read(path) : [];
                     Merge(config, url, path);
                     Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                    File.WriteAllText(path + ".tmp", config.ToJsonString(options) + "\n");
-                    File.Move(path + ".tmp", path, overwrite: true);
+                    ConfigFiles.WriteAtomically(path, config.ToJsonString(options) + "\n");
                     Console.Error.WriteLine($"swarm: wrote {path}; dockerd reads it on reload (systemctl reload docker, or SIGHUP)");
                 }
                 Console.Error.WriteLine("swarm: Docker asks mirrors for docker.io images only (others go to their registry), and the node sends them to its --upstream: keep it docker.io (the default)");
                 return ExitCodes.Ok;
-            }
-            catch (UsageException e)
-            {
-                Console.Error.WriteLine($"swarm: docker-config: {e.Message}");
-                return ExitCodes.Usage;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"swarm: docker-config: cannot {(File.Exists(file) ? "read or write" : "write")} {file}: {e.Message}");
-                return ExitCodes.LocalError;
-            }
+            }, () => $"{(File.Exists(file) ? "read or write" : "write")} {file}");
         });
         return command;
     }

@@ -36,7 +36,7 @@ internal static class PodmanConfigCommand
         };
         command.SetAction(parse =>
         {
-            try
+            return ConfigFiles.Run("podman-config", () =>
             {
                 var names = parse.GetValue(registries) ?? [];
                 if (names.Length != 1)
@@ -53,34 +53,17 @@ internal static class PodmanConfigCommand
                 else
                 {
                     string path = Path.GetFullPath(file);
-                    if (File.Exists(path) && !FirstLine(path).StartsWith(Header, StringComparison.Ordinal))
+                    if (File.Exists(path) && !ConfigFiles.FirstLine(path).StartsWith(Header, StringComparison.Ordinal))
                         throw new UsageException($"{path} exists and 'swarm podman-config' did not write it: left alone (remove it or choose another file)");
                     Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                    File.WriteAllText(path + ".tmp", text);
-                    File.Move(path + ".tmp", path, overwrite: true);
+                    ConfigFiles.WriteAtomically(path, text);
                     Console.Error.WriteLine($"swarm: wrote {path}");
                 }
                 Console.Error.WriteLine($"swarm: pulls of {registry} go through the node only if its --upstream is {registry}: the node sends requests that name no registry there");
                 return ExitCodes.Ok;
-            }
-            catch (UsageException e)
-            {
-                Console.Error.WriteLine($"swarm: podman-config: {e.Message}");
-                return ExitCodes.Usage;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"swarm: podman-config: cannot write: {e.Message}");
-                return ExitCodes.LocalError;
-            }
+            });
         });
         return command;
-    }
-
-    private static string FirstLine(string path)
-    {
-        using var reader = new StreamReader(path);
-        return reader.ReadLine() ?? "";
     }
 
     /// <summary>A <c>[[registry]]</c> for REGISTRY with the node as its one <c>[[registry.mirror]]</c> (insecure when it is plain HTTP).</summary>
